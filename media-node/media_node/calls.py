@@ -1,0 +1,86 @@
+"""The call registry: admission (capacity, drain), one pipeline per call, recent call records."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from loguru import logger
+
+from voice_connector.config import Settings
+from voice_connector.pipeline.builder import CallServices, run_call
+from voice_connector.telemetry.call_record import CallRecord
+from voice_connector.transports.base import CallTransport
+from voice_connector.transports.twilio.provider import CallRefused
+
+RECENT_CALLS = 200
+
+
+class CallRegistry:
+    """Runs every accepted call and remembers the last few for `/calls/{id}`."""
+
+    def __init__(self, settings: Settings, services_override: object | None = None) -> None:
+        self.settings = settings
+        self.active: dict[str, CallRecord] = {}
+        self.recent: OrderedDict[str, CallRecord] = OrderedDict()
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._services_override = services_override
+
+    @property
+    def count(self) -> int:
+        return len(self.active)
+
+    def get(self, call_id: str) -> CallRecord | None:
+        return self.active.get(call_id) or self.recent.get(call_id)
+
+    def admit(self, call_id: str) -> None:
+        """Raise `CallRefused` when the node is draining or full."""
+        if self.draining:
+            raise CallRefused("draining")
+        if self.count >= self.settings.general.max_calls:
+            raise CallRefused(f"at capacity ({self.settings.general.max_calls} calls)")
+        if call_id in self.active:
+            raise CallRefused("duplicate call id")
+
+    async def handle(self, call: CallTransport) -> None:
+        """The `CallHandler` every provider calls: admit, run the pipeline, record."""
+        info = call.info
+        self.admit(info.call_id)
+        settings = self.settings.for_flavor(info.flavor)
+        record = CallRecord(
+            call_id=info.call_id,
+            transport=info.transport,
+            flavor=info.flavor,
+            caller=info.caller,
+            callee=info.callee,
+        )
+        self.active[info.call_id] = record
+        self._idle.clear()
+        services = None
+        if callable(self._services_override):
+            services = self._services_override(settings, info)
+            assert services is None or isinstance(services, CallServices)
+        try:
+            await run_call(call, settings, record, services)
+        except Exception as exc:  # one call's failure must never reach the others
+            record.outcome = f"error:{type(exc).__name__}"
+            logger.exception(f"call {info.call_id}: pipeline failed: {exc}")
+        finally:
+            self.active.pop(info.call_id, None)
+            self.recent[info.call_id] = record
+            while len(self.recent) > RECENT_CALLS:
+                self.recent.popitem(last=False)
+            if not self.active:
+                self._idle.set()
+
+    async def drain(self, grace_seconds: float) -> bool:
+        """Refuse new calls and wait up to `grace_seconds` for active ones; True if all ended."""
+        self.draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace_seconds)
+        except TimeoutError:
+            logger.warning(f"drain: {self.count} calls still active after {grace_seconds} s")
+            return False
+        return True

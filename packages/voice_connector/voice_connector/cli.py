@@ -1,0 +1,104 @@
+"""`voice-connector`: run the media node, check the config, place a simulated call.
+
+    voice-connector config check [--config FILE]   validate; print every problem; exit 2 if any
+    voice-connector config show  [--config FILE]   effective config (env applied, secrets hidden)
+    voice-connector run          [--config FILE]   the media node (starts a local LLM if needed)
+    voice-connector call --audio FILE.wav          a simulated Twilio caller
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from voice_connector.config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _load(path: str | None) -> Settings:
+    try:
+        return load_settings(path, require_file=path is not None)
+    except ConfigError as exc:
+        print(f"configuration invalid ({len(exc.problems)} problems):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _config(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if args.action == "check":
+        print(f"configuration OK ({settings.source})")
+        return 0
+    for section, values in settings.redacted().items():
+        print(f"[{section}]")
+        for key, value in values.items():
+            print(f"{key} = {value}")
+        print()
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    from voice_connector.runner import run_node
+
+    return run_node(settings, start_local_llm_server=not args.no_local_llm)
+
+
+def _call(args: argparse.Namespace) -> int:
+    from voice_connector.caller.twilio_caller import CallerOptions, place_call
+
+    options = CallerOptions(
+        audio=[Path(p) for p in args.audio],
+        url=args.url,
+        flavor=args.flavor,
+        called=args.to,
+        out=Path(args.out) if args.out else None,
+        answer_timeout=args.answer_timeout,
+        dtmf=args.dtmf,
+    )
+    result = asyncio.run(place_call(options))
+    print(result.report())
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voice-connector", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    config = commands.add_parser("config", help="check or show the configuration")
+    config.add_argument("action", choices=["check", "show"])
+    config.add_argument("--config", help="INI file (default cfg/voice-connector.ini)")
+    config.set_defaults(func=_config)
+
+    run = commands.add_parser("run", help="run the media node")
+    run.add_argument("--config", help="INI file (default cfg/voice-connector.ini)")
+    run.add_argument(
+        "--no-local-llm",
+        action="store_true",
+        help="never start the bundled Ollama-API server, even if no Ollama answers",
+    )
+    run.set_defaults(func=_run)
+
+    call = commands.add_parser("call", help="place a simulated Twilio call")
+    call.add_argument("--audio", nargs="+", required=True, help="WAV file(s), one per turn")
+    call.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream")
+    call.add_argument("--flavor", default="", help="sent as <Parameter name=flavor>")
+    call.add_argument("--to", default="", help="called number, sent as <Parameter name=called>")
+    call.add_argument("--out", help="write what the bot said to this WAV")
+    call.add_argument("--answer-timeout", type=float, default=60.0, help="seconds per answer")
+    call.add_argument("--dtmf", default="", help="digits to press after the audio")
+    call.set_defaults(func=_call)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

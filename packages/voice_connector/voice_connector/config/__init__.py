@@ -1,0 +1,19 @@
+"""Configuration: INI schema, environment overrides, validation and per-call flavors."""
+
+from voice_connector.config.loader import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    ConfigProblem,
+    Settings,
+    env_name,
+    load_settings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ConfigError",
+    "ConfigProblem",
+    "Settings",
+    "env_name",
+    "load_settings",
+]

@@ -1,0 +1,79 @@
+"""Per-call flavor selection, in the order OpenSIPS' own connector uses.
+
+1. the lookup URL (`[general] flavor_lookup_url`), asked with the called user;
+2. an explicit flavor from the signalling (OpenSIPS `extra_params`, Twilio `<Parameter>`);
+3. the first flavor (in file order) whose `match` regex matches the called user;
+4. `[general] default_flavor`.
+
+Deterministic: file order decides between overlapping regexes, never a hash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from loguru import logger
+
+from voice_connector.config.loader import Settings
+
+LOOKUP_TIMEOUT_SECS = 1.0
+
+
+def flavor_from_params(params: Mapping[str, Any] | str | None) -> str | None:
+    """The flavor named in signalling parameters (a dict, or OpenSIPS' JSON string)."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except json.JSONDecodeError:
+            logger.warning(f"extra_params is not JSON, ignored: {params[:80]!r}")
+            return None
+    if isinstance(params, Mapping):
+        value = params.get("flavor")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def flavor_by_match(settings: Settings, called: str) -> str | None:
+    """The first flavor whose `match` regex matches the called user."""
+    for name, flavor in settings.flavors.items():
+        if flavor.match and re.search(flavor.match, called):
+            return name
+    return None
+
+
+async def flavor_from_lookup(url: str, called: str) -> str | None:
+    """Ask the operator's lookup service; any failure falls through to the next rule."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=LOOKUP_TIMEOUT_SECS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(url, params={"called": called}) as response:
+                if response.status != 200:
+                    return None
+                data = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        logger.warning(f"flavor lookup {url} failed: {exc!r}")
+        return None
+    return flavor_from_params(data if isinstance(data, dict) else None)
+
+
+async def select_flavor(
+    settings: Settings, called: str, params: Mapping[str, Any] | str | None = None
+) -> str:
+    """The flavor name for a call to `called`; unknown names fall back to the default."""
+    candidates = []
+    if settings.general.flavor_lookup_url:
+        candidates.append(await flavor_from_lookup(settings.general.flavor_lookup_url, called))
+    candidates.append(flavor_from_params(params))
+    candidates.append(flavor_by_match(settings, called))
+    for name in candidates:
+        if name is None:
+            continue
+        if name in settings.flavors or name == settings.general.default_flavor:
+            return name
+        logger.warning(f"flavor {name!r} is not configured; trying the next rule")
+    return settings.general.default_flavor

@@ -1,0 +1,308 @@
+"""Load the INI file, apply `VC_<SECTION>_<KEY>` environment overrides, validate everything.
+
+All problems are collected before failing, each naming where it came from (file or environment
+variable), the section and the key, so an operator fixes a broken config in one pass.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from voice_connector.config.schema import (
+    OVERRIDABLE_BY_FLAVOR,
+    SECTIONS,
+    FlavorSettings,
+    GeneralSettings,
+    LLMSettings,
+    OpenSIPSSettings,
+    Section,
+    STTSettings,
+    TransportSettings,
+    TTSSettings,
+    TwilioSettings,
+)
+
+DEFAULT_CONFIG_PATH = Path("cfg/voice-connector.ini")
+ENV_PREFIX = "VC_"
+FLAVOR_PREFIX = "flavor:"
+FLAVOR_SELECTORS = ("match", "transfer_target")
+REDACTED = "********"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with the configuration, and where it is."""
+
+    source: str
+    section: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"[{self.section}]" + (f" {self.key}" if self.key else "")
+        return f"{self.source}: {where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists every reason."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class Settings(BaseModel):
+    """The validated, effective configuration of one process (or of one call, after a flavor)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    general: GeneralSettings = GeneralSettings()
+    transport: TransportSettings = TransportSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    opensips: OpenSIPSSettings = OpenSIPSSettings()
+    stt: STTSettings = STTSettings()
+    llm: LLMSettings = LLMSettings()
+    tts: TTSSettings = TTSSettings()
+    flavors: dict[str, FlavorSettings] = {}
+    flavor: str = "default"
+    source: str = "<defaults>"
+
+    def for_flavor(self, name: str) -> Settings:
+        """The settings one call runs with: this config with flavor `name`'s overrides applied.
+
+        Overrides were validated at load time, so applying them cannot fail here; an unknown
+        flavor name falls back to the unmodified settings.
+        """
+        flavor = self.flavors.get(name)
+        if flavor is None:
+            return self.model_copy(update={"flavor": name})
+        updates: dict[str, Any] = {"flavor": name}
+        for section in OVERRIDABLE_BY_FLAVOR:
+            values = _section_overrides(flavor.overrides, section)
+            if values:
+                current = getattr(self, section).model_dump()
+                updates[section] = SECTIONS[section].model_validate({**current, **values})
+        return self.model_copy(update=updates)
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """Effective values with every secret replaced, for `config show` and logs."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in SECTIONS:
+            section: Section = getattr(self, name)
+            out[name] = {
+                key: _printable(getattr(section, key)) for key in type(section).model_fields
+            }
+        for name, flavor in self.flavors.items():
+            out[f"{FLAVOR_PREFIX}{name}"] = {
+                "match": flavor.match,
+                "transfer_target": flavor.transfer_target,
+                **flavor.overrides,
+            }
+        return out
+
+    def secrets(self) -> list[str]:
+        """Every non-empty secret value, so log formatters can scrub them."""
+        values = []
+        for name in SECTIONS:
+            section = getattr(self, name)
+            for key in type(section).model_fields:
+                value = getattr(section, key)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    values.append(value.get_secret_value())
+        return values
+
+
+def _printable(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr):
+        return REDACTED if value.get_secret_value() else ""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
+def _section_overrides(overrides: Mapping[str, str], section: str) -> dict[str, str]:
+    prefix = f"{section}."
+    return {k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)}
+
+
+def env_name(section: str, key: str) -> str:
+    """`VC_<SECTION>_<KEY>`; for flavors `VC_FLAVOR_<NAME>_<SECTION>_<KEY>` (non-alnum → `_`)."""
+    raw = f"{section}_{key}".replace(":", "_").replace(".", "_").replace("-", "_")
+    return ENV_PREFIX + raw.upper()
+
+
+def _read_ini(path: Path, problems: list[ConfigProblem]) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        problems.append(ConfigProblem(str(path), "-", "", "config file not found"))
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        problems.append(ConfigProblem(str(path), "-", "", f"cannot parse: {exc}"))
+    return parser
+
+
+def _validate_section(
+    name: str,
+    model: type[Section],
+    raw: dict[str, str],
+    origin: dict[str, str],
+    problems: list[ConfigProblem],
+    key_prefix: str = "",
+) -> Section | None:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            first_word = message.split(" ", 1)[0]
+            if not key and first_word in model.model_fields:
+                key = first_word  # cross-field rules name their key first
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif error["type"] == "missing":
+                message = "required value missing"
+            source = origin.get(key_prefix + key, origin[""])
+            problems.append(ConfigProblem(source, name, key_prefix + key, message))
+        return None
+
+
+def load_settings(
+    path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_file: bool = False,
+) -> Settings:
+    """Read `path` (default `cfg/voice-connector.ini` if present), apply env, validate.
+
+    Raises `ConfigError` listing every problem. Without a file the defaults plus env apply,
+    unless `require_file` is set (an explicitly named file must exist).
+    """
+    env = os.environ if env is None else env
+    problems: list[ConfigProblem] = []
+    ini_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    parser = configparser.ConfigParser()
+    if path is not None or require_file or ini_path.exists():
+        parser = _read_ini(ini_path, problems)
+    file_label = str(ini_path)
+
+    raw: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
+    origin: dict[str, dict[str, str]] = {name: {"": file_label} for name in SECTIONS}
+    flavor_raw: dict[str, dict[str, str]] = {}
+    for section in parser.sections():
+        if section.startswith(FLAVOR_PREFIX):
+            name = section[len(FLAVOR_PREFIX) :].strip()
+            if not name:
+                problems.append(ConfigProblem(file_label, section, "", "flavor needs a name"))
+                continue
+            flavor_raw[name] = dict(parser.items(section))
+        elif section in SECTIONS:
+            raw[section].update(parser.items(section))
+            origin[section].update({key: file_label for key in parser.options(section)})
+        else:
+            problems.append(ConfigProblem(file_label, section, "", "unknown section"))
+
+    known_env: set[str] = set()
+    for section, model in SECTIONS.items():
+        for key in model.model_fields:
+            var = env_name(section, key)
+            known_env.add(var)
+            if var in env:
+                raw[section][key] = env[var]
+                origin[section][key] = f"env {var}"
+
+    sections: dict[str, Section | None] = {
+        name: _validate_section(name, model, raw[name], origin[name], problems)
+        for name, model in SECTIONS.items()
+    }
+    flavors = _load_flavors(flavor_raw, sections, env, known_env, file_label, problems)
+
+    for var in env:
+        if var.startswith(ENV_PREFIX) and var not in known_env:
+            problems.append(ConfigProblem(f"env {var}", "-", "", "unknown configuration variable"))
+
+    if problems:
+        raise ConfigError(problems)
+    general = sections["general"]
+    assert isinstance(general, GeneralSettings)
+    return Settings(
+        general=general,
+        transport=sections["transport"],  # type: ignore[arg-type]
+        twilio=sections["twilio"],  # type: ignore[arg-type]
+        opensips=sections["opensips"],  # type: ignore[arg-type]
+        stt=sections["stt"],  # type: ignore[arg-type]
+        llm=sections["llm"],  # type: ignore[arg-type]
+        tts=sections["tts"],  # type: ignore[arg-type]
+        flavors=flavors,
+        flavor=general.default_flavor,
+        source=file_label if parser.sections() else "<defaults>",
+    )
+
+
+def _load_flavors(
+    flavor_raw: dict[str, dict[str, str]],
+    sections: Mapping[str, Section | None],
+    env: Mapping[str, str],
+    known_env: set[str],
+    file_label: str,
+    problems: list[ConfigProblem],
+) -> dict[str, FlavorSettings]:
+    flavors: dict[str, FlavorSettings] = {}
+    for name, items in flavor_raw.items():
+        label = f"{FLAVOR_PREFIX}{name}"
+        origin = {key: file_label for key in items} | {"": file_label}
+        for key in (*FLAVOR_SELECTORS, *_overridable_keys()):
+            var = env_name(f"flavor_{name}", key)
+            known_env.add(var)
+            if var in env:
+                items[key] = env[var]
+                origin[key] = f"env {var}"
+        selectors = {k: v for k, v in items.items() if k in FLAVOR_SELECTORS}
+        overrides: dict[str, str] = {}
+        for key, value in items.items():
+            if key in FLAVOR_SELECTORS:
+                continue
+            section, _, field = key.partition(".")
+            if section not in OVERRIDABLE_BY_FLAVOR or not field:
+                problems.append(
+                    ConfigProblem(
+                        origin[key], label, key,
+                        "unknown key (a flavor takes match, transfer_target and "
+                        "stt./llm./tts. overrides)",
+                    )
+                )
+                continue
+            overrides[key] = value
+        for section in OVERRIDABLE_BY_FLAVOR:
+            base = sections.get(section)
+            values = _section_overrides(overrides, section)
+            if base is None or not values:
+                continue
+            merged = {**base.model_dump(), **values}
+            _validate_section(label, SECTIONS[section], merged, origin, problems, f"{section}.")
+        flavor = _validate_section(
+            label, FlavorSettings, {**selectors, "overrides": overrides}, origin, problems
+        )
+        if isinstance(flavor, FlavorSettings):
+            flavors[name] = flavor
+    return flavors
+
+
+def _overridable_keys() -> list[str]:
+    return [
+        f"{section}.{key}" for section in OVERRIDABLE_BY_FLAVOR for key in SECTIONS[section].model_fields
+    ]

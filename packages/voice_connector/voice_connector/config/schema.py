@@ -1,0 +1,276 @@
+"""Typed schema of the INI configuration: one pydantic model per section.
+
+Every field's description is the documentation of its key (`docs/configuration.md` is generated
+from these descriptions, and a test fails when they drift apart).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def split_list(value: object) -> object:
+    """INI lists are comma-separated strings."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def existing_path(value: Path | None) -> Path | None:
+    """A configured path must exist when the node starts, not when the first call needs it."""
+    if value is not None and not value.exists():
+        raise ValueError(f"path does not exist: {value}")
+    return value
+
+
+class GeneralSettings(Section):
+    log_level: LogLevel = Field("INFO", description="Lowest level logged.")
+    log_format: Literal["console", "json"] = Field(
+        "console",
+        description="console: human-readable lines; json: one Cloud Logging structured object per line.",
+    )
+    http_host: str = Field("0.0.0.0", description="Address the media node's HTTP server binds.")
+    http_port: int = Field(8080, ge=1, le=65535, description="Port of the media node's HTTP server.")
+    public_url: str = Field(
+        "",
+        description="Public base URL of the media node (e.g. https://media.example.com); the stream "
+        "URL in TwiML is derived from it. Empty: taken from the request's Host header.",
+    )
+    default_flavor: str = Field("default", description="Flavor used when no rule selects another.")
+    flavor_lookup_url: str = Field(
+        "",
+        description="Optional HTTP endpoint asked first for a call's flavor (GET ?called=USER, "
+        "answer {\"flavor\": NAME}).",
+    )
+    max_calls: int = Field(100, ge=1, description="Concurrent calls accepted; beyond, calls are refused politely.")
+    drain_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM: how long active calls may finish before the process exits."
+    )
+
+
+class TransportSettings(Section):
+    providers: list[Literal["opensips", "twilio"]] = Field(
+        default_factory=lambda: ["opensips"],
+        description="Telephony providers to run, comma-separated: opensips, twilio or both. "
+        "Without a [transport] section the node is OpenSIPS-only, as before.",
+    )
+    vad_stop_secs: float = Field(
+        0.5, gt=0, le=3, description="Silence after speech that ends the caller's utterance."
+    )
+    vad_confidence: float = Field(0.7, gt=0, le=1, description="Silero VAD speech confidence threshold.")
+    allow_interruptions: bool = Field(True, description="Caller speech stops the bot (barge-in).")
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("providers")
+    @classmethod
+    def _at_least_one(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one provider: opensips, twilio")
+        return list(dict.fromkeys(value))
+
+
+class TwilioSettings(Section):
+    account_sid: str = Field("", description="Twilio Account SID (REST call control: hang-up, transfer).")
+    auth_token: SecretStr = Field(
+        SecretStr(""),
+        description="Twilio auth token: signs webhooks and the stream upgrade; secret, set it by env "
+        "VC_TWILIO_AUTH_TOKEN.",
+    )
+    validate_signatures: bool = Field(
+        False, description="Refuse webhooks and stream connections without a valid X-Twilio-Signature."
+    )
+    api_base_url: str = Field(
+        "", description="Override of Twilio's REST base URL (tests point it at a local double)."
+    )
+    max_message_bytes: int = Field(
+        65536, ge=1024, description="Largest WebSocket message accepted from Twilio."
+    )
+    idle_timeout_seconds: float = Field(
+        30.0, gt=0, description="A stream silent this long (no message at all) is ended."
+    )
+    max_call_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="End a call with a spoken goodbye after this long (Cloud Run cuts WebSockets at "
+        "3600 s: use 3540 there). 0: no limit.",
+    )
+
+    @model_validator(mode="after")
+    def _token_when_validating(self) -> TwilioSettings:
+        if self.validate_signatures and not self.auth_token.get_secret_value():
+            raise ValueError("auth_token is required when validate_signatures = true")
+        return self
+
+
+class OpenSIPSSettings(Section):
+    mi_ip: str = Field("127.0.0.1", description="OpenSIPS mi_datagram address.")
+    mi_port: int = Field(8080, ge=1, le=65535, description="OpenSIPS mi_datagram port.")
+    mi_timeout: float = Field(1.0, gt=0, description="Seconds to wait for an MI reply.")
+    event_ip: str = Field("127.0.0.1", description="Address our E_UA_SESSION event socket binds.")
+    event_port: int = Field(50060, ge=1, le=65535, description="Port of our event socket.")
+    rtp_ip: str = Field("0.0.0.0", description="Address RTP sockets bind.")
+    public_ip: str = Field(
+        "", description="Address advertised in SDP (node external IP behind NAT). Empty: rtp_ip."
+    )
+    rtp_port_range: str = Field("35000-35999", description="RTP ports, 'LOW-HIGH', one per call.")
+    codecs: list[Literal["PCMU", "PCMA"]] = Field(
+        default_factory=lambda: ["PCMU", "PCMA"], description="Codecs we accept, in preference order."
+    )
+    resubscribe_interval: float = Field(
+        10.0, gt=0, description="Seconds between checks that our event subscription is alive."
+    )
+    subscription_expire: int = Field(3600, ge=0, description="Subscription lifetime asked of OpenSIPS.")
+    jitter_buffer_ms: int = Field(60, ge=0, le=500, description="Inbound RTP reorder window.")
+
+    @field_validator("codecs", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("rtp_port_range")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
+        if not match:
+            raise ValueError("expected 'LOW-HIGH', e.g. 35000-35999")
+        low, high = int(match[1]), int(match[2])
+        if not 1024 <= low <= high <= 65535:
+            raise ValueError("ports must satisfy 1024 <= LOW <= HIGH <= 65535")
+        return f"{low}-{high}"
+
+
+class STTSettings(Section):
+    provider: Literal["faster_whisper", "vosk"] = Field(
+        "faster_whisper", description="faster_whisper (buffered per utterance) or vosk (streaming)."
+    )
+    mode: Literal["local", "remote"] = Field(
+        "local", description="local: model in this process; remote: a network service at url."
+    )
+    model_path: Path | None = Field(
+        None,
+        description="Local model directory. Empty: the bundled model (Whisper tiny.en; Vosk Korean).",
+    )
+    language: str = Field("en", description="Spoken language (ISO code).")
+    compute_type: str = Field("int8", description="faster-whisper compute type on CPU.")
+    beam_size: int = Field(1, ge=1, le=10, description="faster-whisper beam size (1 is fastest).")
+    url: str = Field("", description="Remote service URL (Whisper service http://, vosk-server ws://).")
+    sample_rate: int = Field(16000, description="Rate sent to a remote Vosk server.")
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _blank(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("model_path")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        return existing_path(value)
+
+    @model_validator(mode="after")
+    def _url_when_remote(self) -> STTSettings:
+        if self.mode == "remote" and not self.url:
+            raise ValueError("url is required when mode = remote")
+        return self
+
+
+class LLMSettings(Section):
+    provider: Literal["ollama", "llama_ws"] = Field(
+        "ollama", description="ollama (native API) or llama_ws (legacy Llama WebSocket service)."
+    )
+    url: str = Field(
+        "http://127.0.0.1:11434", description="Ollama host, or the Llama WebSocket URL (ws://...)."
+    )
+    model: str = Field("qwen2.5:0.5b", description="Model name asked of Ollama.")
+    system_prompt: str = Field(
+        "You are a friendly phone assistant. Answer in one or two short spoken sentences.",
+        description="System prompt opening every conversation.",
+    )
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(80, ge=1, description="Longest answer, in tokens.")
+    keep_alive: str = Field("30m", description="How long Ollama keeps the model loaded.")
+    pull_missing: bool = Field(False, description="On start-up, pull the model if Ollama lacks it.")
+    greeting: str = Field(
+        "Hello! How can I help you?", description="Spoken when the call starts; empty: wait silently."
+    )
+    tools: bool = Field(
+        True, description="Offer call-control tools (hang up, transfer) to models that support them."
+    )
+
+
+class TTSSettings(Section):
+    provider: Literal["piper"] = Field("piper", description="Text-to-speech engine.")
+    mode: Literal["local", "remote"] = Field(
+        "local", description="local: Piper in this process; remote: the Piper WebSocket service."
+    )
+    voice_path: Path | None = Field(
+        None, description="Piper voice .onnx (its .onnx.json beside). Empty: bundled en_US-joe-medium."
+    )
+    voice: str = Field("en_US-joe-medium", description="Voice name asked of a remote Piper service.")
+    url: str = Field("", description="Remote Piper WebSocket URL, e.g. ws://piper:8000/tts.")
+
+    @field_validator("voice_path", mode="before")
+    @classmethod
+    def _blank(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("voice_path")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        return existing_path(value)
+
+    @model_validator(mode="after")
+    def _url_when_remote(self) -> TTSSettings:
+        if self.mode == "remote" and not self.url:
+            raise ValueError("url is required when mode = remote")
+        return self
+
+
+class FlavorSettings(Section):
+    """A named set of overrides picked per call; keys are `section.key` plus the selectors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str = Field("", description="Regex on the called number/user that selects this flavor.")
+    transfer_target: str = Field(
+        "", description="Where 'transfer to a human' sends the caller (number or SIP URI)."
+    )
+    overrides: dict[str, str] = Field(default_factory=dict, description="`section.key = value` lines.")
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from exc
+        return value
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "general": GeneralSettings,
+    "transport": TransportSettings,
+    "twilio": TwilioSettings,
+    "opensips": OpenSIPSSettings,
+    "stt": STTSettings,
+    "llm": LLMSettings,
+    "tts": TTSSettings,
+}
+"""Sections a flavor may override, in the order the INI file documents them."""
+
+OVERRIDABLE_BY_FLAVOR = ("stt", "llm", "tts")

@@ -1,0 +1,133 @@
+"""Build and run the Pipecat pipeline of one call, whatever transport it came from.
+
+    transport.input → VAD → STT → user context → LLM → TTS → transport.output → assistant context
+
+The pipeline runs at 16 kHz inside; transports convert at the edge (G.711 8 kHz). Caller speech
+detected by the VAD while the bot talks interrupts it (barge-in): queued bot audio is dropped,
+the LLM generation is cancelled, and the transport tells the far end to flush (Twilio `clear`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from loguru import logger
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.runner import PipelineRunner
+from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from voice_connector.config import Settings
+from voice_connector.services import factory
+from voice_connector.telemetry.call_record import CallRecord, CallRecorder
+from voice_connector.transports.base import CallTransport
+
+PIPELINE_SAMPLE_RATE = 16000
+USER_SPEECH_TIMEOUT_SECS = 0.2
+"""Extra wait after the VAD's stop before the turn ends (the VAD already waited stop_secs)."""
+
+
+@dataclass
+class CallServices:
+    """The three AI services of one call; tests and benchmarks may pass their own."""
+
+    stt: FrameProcessor
+    llm: FrameProcessor
+    tts: FrameProcessor
+    extra_processors: list[FrameProcessor] = field(default_factory=list)
+
+
+def create_services(settings: Settings, call_id: str) -> CallServices:
+    """Services chosen by the (flavor-resolved) settings."""
+    return CallServices(
+        stt=factory.create_stt(settings, call_id),
+        llm=factory.create_llm(settings, call_id),
+        tts=factory.create_tts(settings, call_id),
+    )
+
+
+def build_task(
+    call: CallTransport, settings: Settings, services: CallServices, record: CallRecord
+) -> tuple[PipelineTask, LLMContext]:
+    """The PipelineTask of one call, and the conversation context it accumulates."""
+    transport = call.pipecat
+    vad = SileroVADAnalyzer(
+        params=VADParams(
+            confidence=settings.transport.vad_confidence, stop_secs=settings.transport.vad_stop_secs
+        )
+    )
+    context = LLMContext(messages=[])
+    strategies = UserTurnStrategies(
+        start=[
+            VADUserTurnStartStrategy(enable_interruptions=settings.transport.allow_interruptions)
+        ],
+        stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=USER_SPEECH_TIMEOUT_SECS)],
+    )
+    aggregators = LLMContextAggregatorPair(
+        context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies)
+    )
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            VADProcessor(vad_analyzer=vad),
+            services.stt,
+            aggregators.user(),
+            services.llm,
+            *services.extra_processors,
+            services.tts,
+            transport.output(),
+            aggregators.assistant(),
+        ]
+    )
+    task = PipelineTask(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
+            audio_out_sample_rate=PIPELINE_SAMPLE_RATE,
+            enable_metrics=True,
+        ),
+        observers=[CallRecorder(record)],
+        idle_timeout_secs=None,
+        enable_rtvi=False,
+    )
+    return task, context
+
+
+async def run_call(
+    call: CallTransport,
+    settings: Settings,
+    record: CallRecord,
+    services: CallServices | None = None,
+) -> CallRecord:
+    """Run one call's pipeline to its end; returns the filled record."""
+    info = call.info
+    services = services or create_services(settings, info.call_id)
+    task, _context = build_task(call, settings, services, record)
+    greeting = settings.llm.greeting.strip()
+
+    call.attach(task, record)
+    if greeting:
+        await task.queue_frame(TTSSpeakFrame(greeting))
+    logger.info(f"call {info.call_id}: pipeline starts (flavor {settings.flavor})")
+    runner = PipelineRunner(handle_sigint=False, handle_sigterm=False)
+    try:
+        await runner.run(task)
+    finally:
+        record.ended_at = time.time()
+        if record.outcome == "active":
+            record.outcome = "completed"
+        logger.info(f"call {info.call_id}: ended ({record.outcome}, {len(record.turns)} turns)")
+    return record

@@ -1,0 +1,94 @@
+"""Provider selection: build the STT, LLM and TTS services one call runs with.
+
+`[stt] provider/mode`, `[llm] provider`, `[tts] provider/mode` (after the call's flavor overrides)
+choose the implementation. Heavy models are shared per process (`shared_models`), so building
+services per call is cheap; `preload` warms them at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipecat.services.llm_service import LLMService
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+
+from voice_connector import models
+from voice_connector.config import Settings
+
+
+class ProviderNotAvailable(RuntimeError):
+    """The configured provider cannot be built here (e.g. a slim install without local models)."""
+
+
+def whisper_path(settings: Settings) -> Path:
+    return settings.stt.model_path or models.whisper_tiny_en()
+
+
+def vosk_path(settings: Settings) -> Path:
+    return settings.stt.model_path or models.vosk_korean()
+
+
+def piper_paths(settings: Settings) -> tuple[Path, Path]:
+    if settings.tts.voice_path is not None:
+        voice = settings.tts.voice_path
+        return voice, voice.with_name(voice.name + ".json")
+    return models.piper_joe_voice()
+
+
+def create_stt(settings: Settings, call_id: str = "") -> STTService:
+    """The speech-to-text service for one call."""
+    stt = settings.stt
+    if stt.provider == "faster_whisper" and stt.mode == "local":
+        from voice_connector.services.stt.faster_whisper import FasterWhisperSTTService
+
+        return FasterWhisperSTTService(
+            model_path=whisper_path(settings),
+            language=stt.language,
+            compute_type=stt.compute_type,
+            beam_size=stt.beam_size,
+        )
+    raise ProviderNotAvailable(f"[stt] provider = {stt.provider}, mode = {stt.mode} is not built yet")
+
+
+def create_llm(settings: Settings, call_id: str = "") -> LLMService:
+    """The LLM service for one call (conversation history lives in the pipeline's context)."""
+    llm = settings.llm
+    if llm.provider == "ollama":
+        from voice_connector.services.llm.ollama import OllamaLLMService
+
+        return OllamaLLMService(
+            host=llm.url,
+            model=llm.model,
+            system_prompt=llm.system_prompt,
+            temperature=llm.temperature,
+            max_tokens=llm.max_tokens,
+            keep_alive=llm.keep_alive,
+            headers={"X-Call-Id": call_id} if call_id else None,
+        )
+    raise ProviderNotAvailable(f"[llm] provider = {llm.provider} is not built yet")
+
+
+def create_tts(settings: Settings, call_id: str = "") -> TTSService:
+    """The text-to-speech service for one call."""
+    tts = settings.tts
+    if tts.mode == "local":
+        from voice_connector.services.tts.piper_local import LocalPiperTTSService
+
+        voice, config = piper_paths(settings)
+        return LocalPiperTTSService(voice_path=voice, config_path=config)
+    raise ProviderNotAvailable(f"[tts] provider = {tts.provider}, mode = {tts.mode} is not built yet")
+
+
+def preload(settings: Settings) -> None:
+    """Load the in-process models the configuration (and every flavor) will use, once."""
+    from voice_connector.services import shared_models
+
+    variants = [settings] + [settings.for_flavor(name) for name in settings.flavors]
+    for variant in variants:
+        if variant.stt.mode == "local" and variant.stt.provider == "faster_whisper":
+            shared_models.whisper_model(whisper_path(variant), variant.stt.compute_type)
+        if variant.stt.mode == "local" and variant.stt.provider == "vosk":
+            shared_models.vosk_model(vosk_path(variant))
+        if variant.tts.mode == "local":
+            shared_models.piper_voice(*piper_paths(variant))

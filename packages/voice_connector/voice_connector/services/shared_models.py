@@ -1,0 +1,73 @@
+"""Process-wide model cache: heavy models load once per process and are shared by all calls.
+
+Loading is thread-safe and timed (the load time is exported as a metric and shown in /readyz),
+so the media node can preload at start-up and every later call finds the model warm.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from loguru import logger
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_models: dict[tuple[str, ...], Any] = {}
+load_seconds: dict[str, float] = {}
+"""Seconds each model took to load, by kind ("whisper", "piper", "vosk"): for metrics/readiness."""
+
+
+def shared(kind: str, key: tuple[str, ...], load: Callable[[], T]) -> T:
+    """Return the model cached under (kind, *key), loading it once with `load()`."""
+    cache_key = (kind, *key)
+    model = _models.get(cache_key)
+    if model is not None:
+        return model
+    with _lock:
+        model = _models.get(cache_key)
+        if model is None:
+            started = time.perf_counter()
+            model = load()
+            elapsed = time.perf_counter() - started
+            load_seconds[kind] = elapsed
+            logger.info(f"loaded {kind} model {key[0]} in {elapsed:.2f} s")
+            _models[cache_key] = model
+    return model
+
+
+def is_loaded(kind: str) -> bool:
+    """Whether any model of this kind is in the cache."""
+    return any(key[0] == kind for key in _models)
+
+
+def whisper_model(path: Path, compute_type: str) -> Any:
+    """The faster-whisper model at `path` (CPU), shared."""
+    from faster_whisper import WhisperModel
+
+    return shared(
+        "whisper",
+        (str(path), compute_type),
+        lambda: WhisperModel(str(path), device="cpu", compute_type=compute_type),
+    )
+
+
+def piper_voice(model: Path, config: Path) -> Any:
+    """The Piper voice at `model` (+ its json config), shared."""
+    from piper import PiperVoice
+
+    return shared(
+        "piper", (str(model),), lambda: PiperVoice.load(str(model), config_path=str(config))
+    )
+
+
+def vosk_model(path: Path) -> Any:
+    """The Vosk model directory at `path`, shared."""
+    import vosk
+
+    vosk.SetLogLevel(-1)
+    return shared("vosk", (str(path),), lambda: vosk.Model(str(path)))

@@ -1,0 +1,140 @@
+"""What happened in one call: the transcript of both sides and per-turn stage timings.
+
+A Pipecat observer watches frames cross the pipeline (without sitting in it) and stamps, per turn:
+end of caller speech (VAD stop), transcript ready, LLM first token, TTS first audio, first bot
+audio written to the transport. The record feeds `/calls/{id}`, metrics and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InterruptionFrame,
+    LLMTextFrame,
+    OutputAudioRawFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSTextFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_output import BaseOutputTransport
+
+
+@dataclass
+class Turn:
+    """One caller utterance and the bot's answer; times are `time.monotonic()` seconds."""
+
+    user_text: str = ""
+    bot_text: str = ""
+    speech_started: float | None = None
+    speech_stopped: float | None = None
+    transcript_at: float | None = None
+    llm_first_token_at: float | None = None
+    tts_first_audio_at: float | None = None
+    bot_audio_at: float | None = None
+    interrupted: bool = False
+
+    def stages_ms(self) -> dict[str, float | None]:
+        """Latency of each stage, in milliseconds (None where a stage did not happen)."""
+
+        def delta(start: float | None, end: float | None) -> float | None:
+            return None if start is None or end is None else round((end - start) * 1000, 1)
+
+        return {
+            "stt_ms": delta(self.speech_stopped, self.transcript_at),
+            "llm_ttft_ms": delta(self.transcript_at, self.llm_first_token_at),
+            "tts_first_audio_ms": delta(self.llm_first_token_at, self.tts_first_audio_at),
+            "voice_to_voice_ms": delta(self.speech_stopped, self.bot_audio_at),
+        }
+
+
+@dataclass
+class CallRecord:
+    """The record of one call, kept by the media node for `/calls/{id}`."""
+
+    call_id: str
+    transport: str
+    flavor: str
+    caller: str = ""
+    callee: str = ""
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    outcome: str = "active"
+    greeting: str = ""
+    turns: list[Turn] = field(default_factory=list)
+    barge_ins: int = 0
+    dtmf: str = ""
+
+    def current(self) -> Turn:
+        if not self.turns:
+            self.turns.append(Turn())
+        return self.turns[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["turns"] = [{**asdict(t), **t.stages_ms()} for t in self.turns]
+        return data
+
+
+class CallRecorder(BaseObserver):
+    """Fills a `CallRecord` from the frames pushed in one call's pipeline."""
+
+    def __init__(self, record: CallRecord) -> None:
+        super().__init__()
+        self.record = record
+        self._bot_speaking = False
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame = data.frame
+        now = time.monotonic()
+        record = self.record
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            turn = record.current()
+            if turn.transcript_at is not None:  # the previous utterance is complete
+                turn = Turn()
+                record.turns.append(turn)
+            turn.speech_started = turn.speech_started or now
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            record.current().speech_stopped = now
+        elif isinstance(frame, TranscriptionFrame) and data.direction == FrameDirection.DOWNSTREAM:
+            turn = record.current()
+            turn.user_text = f"{turn.user_text} {frame.text}".strip()
+            turn.transcript_at = turn.transcript_at or now
+        elif isinstance(frame, LLMTextFrame) and data.direction == FrameDirection.DOWNSTREAM:
+            turn = record.current()
+            if turn.transcript_at is not None and turn.llm_first_token_at is None:
+                turn.llm_first_token_at = now
+        elif isinstance(frame, TTSTextFrame) and isinstance(data.destination, BaseOutputTransport):
+            self._append_bot_text(frame.text)
+        elif isinstance(frame, TTSAudioRawFrame):
+            turn = record.current()
+            if turn.llm_first_token_at is not None and turn.tts_first_audio_at is None:
+                turn.tts_first_audio_at = now
+        elif isinstance(frame, OutputAudioRawFrame) and isinstance(data.source, BaseOutputTransport):
+            turn = record.current()
+            if turn.transcript_at is not None and turn.bot_audio_at is None:
+                turn.bot_audio_at = now
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+        elif isinstance(frame, InterruptionFrame) and isinstance(data.destination, BaseOutputTransport):
+            if self._bot_speaking:
+                turns = record.turns
+                (turns[-2] if len(turns) > 1 else turns[-1]).interrupted = True
+                record.barge_ins += 1
+
+    def _append_bot_text(self, text: str) -> None:
+        turn = self.record.current()
+        if turn.transcript_at is None and not self.record.turns[:-1]:
+            self.record.greeting = f"{self.record.greeting} {text}".strip()
+        else:
+            turn.bot_text = f"{turn.bot_text} {text}".strip()

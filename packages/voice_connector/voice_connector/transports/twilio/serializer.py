@@ -1,0 +1,65 @@
+"""Pipecat's `TwilioFrameSerializer`, made tolerant of bad input and aware of `mark`.
+
+Pipecat's serializer crashes the receive loop on a non-object message or bad base64 and ignores
+`mark`; this subclass validates first (see `messages`), turns `mark` echoes into playback
+confirmations and leaves everything else (μ-law conversion, `clear` on barge-in, REST hang-up)
+to Pipecat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from pipecat.frames.frames import Frame
+from pipecat.serializers.twilio import TwilioFrameSerializer
+
+from voice_connector.transports.twilio.messages import WarnOnce, field, media_payload, parse_message
+
+MarkHandler = Callable[[str], Awaitable[None]]
+
+
+class TwilioStreamSerializer(TwilioFrameSerializer):
+    """Twilio Media Streams ↔ Pipecat frames for one call."""
+
+    def __init__(
+        self,
+        *,
+        stream_sid: str,
+        call_sid: str,
+        account_sid: str = "",
+        auth_token: str = "",
+        api_base_url: str = "",
+        on_mark: MarkHandler | None = None,
+    ) -> None:
+        hang_up_by_rest = bool(account_sid and auth_token)
+        super().__init__(
+            stream_sid=stream_sid,
+            call_sid=call_sid,
+            account_sid=account_sid or None,
+            auth_token=auth_token or None,
+            base_url=api_base_url or None,
+            params=TwilioFrameSerializer.InputParams(auto_hang_up=hang_up_by_rest),
+        )
+        self._warn = WarnOnce(call_sid)
+        self._on_mark = on_mark
+
+    async def deserialize(self, data: str | bytes) -> Frame | None:
+        message = parse_message(data, self._warn)
+        if message is None:
+            return None
+        event = message["event"]
+        if event == "media":
+            if media_payload(message, self._warn) is None:
+                return None
+        elif event == "dtmf":
+            if field(message, "dtmf", "digit") is None:
+                self._warn("dtmf-without-digit", "dtmf.digit missing")
+                return None
+        elif event == "mark":
+            name = field(message, "mark", "name")
+            if name and self._on_mark:
+                await self._on_mark(name)
+            return None
+        else:
+            return None
+        return await super().deserialize(data if isinstance(data, str) else data.decode())

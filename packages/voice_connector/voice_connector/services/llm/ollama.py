@@ -48,6 +48,13 @@ class OllamaLLMService(LLMService):
                 system_instruction=system_prompt or None,
                 temperature=temperature,
                 max_tokens=max_tokens,
+                top_p=None,
+                top_k=None,
+                frequency_penalty=None,
+                presence_penalty=None,
+                seed=None,
+                filter_incomplete_user_turns=None,
+                user_turn_completion_config=None,
             ),
             **kwargs,
         )

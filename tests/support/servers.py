@@ -1,0 +1,68 @@
+"""Run an ASGI app for real (uvicorn on a free loopback port) from synchronous test code."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerThread:
+    """uvicorn serving `app` on 127.0.0.1 in a background thread with its own event loop."""
+
+    def __init__(self, app: Any, ws_max_size: int = 16 * 1024 * 1024) -> None:
+        self.port = free_port()
+        self.app = app
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning",
+                ws_max_size=ws_max_size, lifespan="on",
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, wait_ready: bool = True, timeout: float = 180.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        while wait_ready and httpx.get(f"{self.http}/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready: {httpx.get(f'{self.http}/readyz').text}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def run_server(app: Any, **kwargs: Any) -> Iterator[ServerThread]:
+    """Generator for fixtures: start, yield, stop."""
+    server = ServerThread(app, **kwargs).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,38 @@
+"""Speech fixtures: sentences spoken by the real Piper voice, and word error rate."""
+
+from __future__ import annotations
+
+import re
+import wave
+from functools import cache
+from pathlib import Path
+
+import jiwer
+
+from voice_connector import models
+from voice_connector.services import shared_models
+
+
+def normalize(text: str) -> str:
+    """Lower case, words only: WER should not count punctuation or case."""
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return jiwer.wer(normalize(reference), normalize(hypothesis) or "<empty>")
+
+
+@cache
+def _voice():  # type: ignore[no-untyped-def]
+    return shared_models.piper_voice(*models.piper_joe_voice())
+
+
+def speak(text: str, directory: Path) -> Path:
+    """`text` spoken by Piper's joe voice into `directory` (cached by text)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] + ".wav"
+    path = directory / name
+    if not path.exists():
+        with wave.open(str(path), "wb") as wav:
+            _voice().synthesize_wav(text, wav)
+    return path

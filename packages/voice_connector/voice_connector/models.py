@@ -28,8 +28,12 @@ def _package_dir(module: str, pip_name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """Where assembled models are kept (`VC_MODEL_CACHE`, default `~/.cache/voice-connector`)."""
-    root = os.environ.get("VC_MODEL_CACHE") or Path.home() / ".cache" / "voice-connector"
+    """Where assembled models are kept: `VOICE_CONNECTOR_MODEL_CACHE`, else ~/.cache/voice-connector.
+
+    Not a `VC_` variable: those are configuration keys, and unknown ones are config errors.
+    """
+    default = Path.home() / ".cache" / "voice-connector"
+    root = os.environ.get("VOICE_CONNECTOR_MODEL_CACHE") or default
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path

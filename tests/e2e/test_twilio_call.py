@@ -77,7 +77,9 @@ async def test_concurrent_calls_with_different_flavors_are_independent(node, spe
     default_call, support_call = await asyncio.gather(
         place_call(CallerOptions(audio=[speech(first)], url=f"{node.ws}/twilio/stream")),
         place_call(
-            CallerOptions(audio=[speech(second)], url=f"{node.ws}/twilio/stream", called="+18005550000")
+            CallerOptions(
+                audio=[speech(second)], url=f"{node.ws}/twilio/stream", called="+18005550000"
+            )
         ),
     )
     a, b = default_call.server_record, support_call.server_record

@@ -60,7 +60,9 @@ class FakeLLM(FrameProcessor):
             return
         messages = [dict(m) for m in frame.context.get_messages() if isinstance(m, dict)]
         self.contexts.append(messages)
-        last_user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+        last_user = next(
+            (m.get("content") for m in reversed(messages) if m.get("role") == "user"), ""
+        )
         await self.push_frame(LLMFullResponseStartFrame())
         await self.push_frame(LLMTextFrame(self.answer or f"You said {last_user}."))
         await self.push_frame(LLMFullResponseEndFrame())

@@ -27,8 +27,12 @@ class ServerThread:
         self.app = app
         self.server = uvicorn.Server(
             uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning",
-                ws_max_size=ws_max_size, lifespan="on",
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                ws_max_size=ws_max_size,
+                lifespan="on",
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -1,9 +1,9 @@
 """`voice-connector`: run the media node, check the config, place a simulated call.
 
-    voice-connector config check [--config FILE]   validate; print every problem; exit 2 if any
-    voice-connector config show  [--config FILE]   effective config (env applied, secrets hidden)
-    voice-connector run          [--config FILE]   the media node (starts a local LLM if needed)
-    voice-connector call --audio FILE.wav          a simulated Twilio caller
+voice-connector config check [--config FILE]   validate; print every problem; exit 2 if any
+voice-connector config show  [--config FILE]   effective config (env applied, secrets hidden)
+voice-connector run          [--config FILE]   the media node (starts a local LLM if needed)
+voice-connector call --audio FILE.wav          a simulated Twilio caller
 """
 
 from __future__ import annotations

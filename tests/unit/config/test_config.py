@@ -100,7 +100,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VC_")}
     return subprocess.run(
         [sys.executable, "-m", "voice_connector.cli", *args],
-        capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60,
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=60,
     )
 
 
@@ -119,7 +122,9 @@ def test_config_check_missing_file_exits_2(tmp_path: Path) -> None:
 
 def test_config_show_redacts_secrets() -> None:
     secret = "s3cr3t-auth-token-value"
-    result = run_cli("config", "show", "--config", str(SHIPPED), env={"VC_TWILIO_AUTH_TOKEN": secret})
+    result = run_cli(
+        "config", "show", "--config", str(SHIPPED), env={"VC_TWILIO_AUTH_TOKEN": secret}
+    )
     assert result.returncode == 0
     assert secret not in result.stdout + result.stderr
     assert "auth_token = ********" in result.stdout

@@ -104,8 +104,10 @@ class CallResult:
                     f"{server.get('tts_first_audio_ms')} ms)"
                 )
             lines.append(f"  voice-to-voice on the wire: {turn.voice_to_voice_ms} ms")
-        lines.append(f"  bot audio: {len(self.bot_audio) / RATE:.1f} s in "
-                     f"{self.bot_media_messages} media messages; clears: {self.clears}")
+        lines.append(
+            f"  bot audio: {len(self.bot_audio) / RATE:.1f} s in "
+            f"{self.bot_media_messages} media messages; clears: {self.clears}"
+        )
         return "\n".join(lines)
 
 
@@ -184,13 +186,21 @@ class SimulatedTwilioCall:
     def _message(self, event: str, **body: Any) -> str:
         self._sequence += 1
         return json.dumps(
-            {"event": event, "sequenceNumber": str(self._sequence), "streamSid": self.stream_sid,
-             **body}
+            {
+                "event": event,
+                "sequenceNumber": str(self._sequence),
+                "streamSid": self.stream_sid,
+                **body,
+            }
         )
 
     def start_message(self) -> str:
-        params = {"flavor": self.options.flavor, "called": self.options.called,
-                  "caller": self.options.caller, **self.options.extra_parameters}
+        params = {
+            "flavor": self.options.flavor,
+            "called": self.options.called,
+            "caller": self.options.caller,
+            **self.options.extra_parameters,
+        }
         return self._message(
             "start",
             start={
@@ -264,7 +274,9 @@ class SimulatedTwilioCall:
         for name in self._playback.due_marks(time.monotonic()):
             await self._echo_mark(ws, name)
 
-    async def _silence_until(self, ws: aiohttp.ClientWebSocketResponse, done: Any, limit: float) -> None:
+    async def _silence_until(
+        self, ws: aiohttp.ClientWebSocketResponse, done: Any, limit: float
+    ) -> None:
         """Keep the line open with silence until `done()` or `limit` seconds pass."""
         next_at = time.monotonic()
         deadline = next_at + limit
@@ -292,8 +304,9 @@ class SimulatedTwilioCall:
                 return self.result
             async with ws:
                 receiver = asyncio.create_task(self._receive(ws))
-                await ws.send_str(json.dumps({"event": "connected", "protocol": "Call",
-                                              "version": "1.0.0"}))
+                await ws.send_str(
+                    json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+                )
                 await ws.send_str(self.start_message())
                 if options.wait_for_greeting:
                     await self._silence_until(ws, self._answer_finished, options.answer_timeout)
@@ -305,20 +318,26 @@ class SimulatedTwilioCall:
                     is_last = index == len(clips) - 1
                     if options.barge_in_after is not None and not is_last:
                         await self._silence_until(
-                            ws, lambda t=turn: t.first_bot_audio_at is not None,
+                            ws,
+                            lambda t=turn: t.first_bot_audio_at is not None,
                             options.answer_timeout,
                         )
                         await self._silence_until(ws, lambda: False, options.barge_in_after)
                     else:
                         await self._silence_until(ws, self._answer_finished, options.answer_timeout)
                 for digit in options.dtmf:
-                    await ws.send_str(self._message("dtmf", dtmf={"track": "inbound_track",
-                                                                  "digit": digit}))
+                    await ws.send_str(
+                        self._message("dtmf", dtmf={"track": "inbound_track", "digit": digit})
+                    )
                 if options.dtmf:
                     await self._silence_until(ws, self._answer_finished, options.answer_timeout)
                 if not ws.closed:
-                    await ws.send_str(self._message("stop", stop={
-                        "accountSid": "AC" + "0" * 32, "callSid": options.call_sid}))
+                    await ws.send_str(
+                        self._message(
+                            "stop",
+                            stop={"accountSid": "AC" + "0" * 32, "callSid": options.call_sid},
+                        )
+                    )
                     await ws.close()
                 await asyncio.wait_for(receiver, timeout=5)
             self.result.server_record = await self._fetch_record(session)

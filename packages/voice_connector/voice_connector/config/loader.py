@@ -280,7 +280,9 @@ def _load_flavors(
             if section not in OVERRIDABLE_BY_FLAVOR or not field:
                 problems.append(
                     ConfigProblem(
-                        origin[key], label, key,
+                        origin[key],
+                        label,
+                        key,
                         "unknown key (a flavor takes match, transfer_target and "
                         "stt./llm./tts. overrides)",
                     )
@@ -304,5 +306,7 @@ def _load_flavors(
 
 def _overridable_keys() -> list[str]:
     return [
-        f"{section}.{key}" for section in OVERRIDABLE_BY_FLAVOR for key in SECTIONS[section].model_fields
+        f"{section}.{key}"
+        for section in OVERRIDABLE_BY_FLAVOR
+        for key in SECTIONS[section].model_fields
     ]

@@ -39,24 +39,32 @@ class GeneralSettings(Section):
     log_level: LogLevel = Field("INFO", description="Lowest level logged.")
     log_format: Literal["console", "json"] = Field(
         "console",
-        description="console: human-readable lines; json: one Cloud Logging structured object per line.",
+        description="console: human-readable lines; json: one Cloud Logging structured object "
+        "per line.",
     )
     http_host: str = Field("0.0.0.0", description="Address the media node's HTTP server binds.")
-    http_port: int = Field(8080, ge=1, le=65535, description="Port of the media node's HTTP server.")
+    http_port: int = Field(
+        8080, ge=1, le=65535, description="Port of the media node's HTTP server."
+    )
     public_url: str = Field(
         "",
-        description="Public base URL of the media node (e.g. https://media.example.com); the stream "
+        description="Public base URL of the media node (e.g. https://media.example.com); the "
+        "stream "
         "URL in TwiML is derived from it. Empty: taken from the request's Host header.",
     )
     default_flavor: str = Field("default", description="Flavor used when no rule selects another.")
     flavor_lookup_url: str = Field(
         "",
         description="Optional HTTP endpoint asked first for a call's flavor (GET ?called=USER, "
-        "answer {\"flavor\": NAME}).",
+        'answer {"flavor": NAME}).',
     )
-    max_calls: int = Field(100, ge=1, description="Concurrent calls accepted; beyond, calls are refused politely.")
+    max_calls: int = Field(
+        100, ge=1, description="Concurrent calls accepted; beyond, calls are refused politely."
+    )
     drain_grace_seconds: float = Field(
-        30.0, ge=0, description="On SIGTERM: how long active calls may finish before the process exits."
+        30.0,
+        ge=0,
+        description="On SIGTERM: how long active calls may finish before the process exits.",
     )
 
 
@@ -69,7 +77,9 @@ class TransportSettings(Section):
     vad_stop_secs: float = Field(
         0.5, gt=0, le=3, description="Silence after speech that ends the caller's utterance."
     )
-    vad_confidence: float = Field(0.7, gt=0, le=1, description="Silero VAD speech confidence threshold.")
+    vad_confidence: float = Field(
+        0.7, gt=0, le=1, description="Silero VAD speech confidence threshold."
+    )
     allow_interruptions: bool = Field(True, description="Caller speech stops the bot (barge-in).")
 
     @field_validator("providers", mode="before")
@@ -86,14 +96,18 @@ class TransportSettings(Section):
 
 
 class TwilioSettings(Section):
-    account_sid: str = Field("", description="Twilio Account SID (REST call control: hang-up, transfer).")
+    account_sid: str = Field(
+        "", description="Twilio Account SID (REST call control: hang-up, transfer)."
+    )
     auth_token: SecretStr = Field(
         SecretStr(""),
-        description="Twilio auth token: signs webhooks and the stream upgrade; secret, set it by env "
+        description="Twilio auth token: signs webhooks and the stream upgrade; secret, set it "
+        "by env "
         "VC_TWILIO_AUTH_TOKEN.",
     )
     validate_signatures: bool = Field(
-        False, description="Refuse webhooks and stream connections without a valid X-Twilio-Signature."
+        False,
+        description="Refuse webhooks and stream connections without a valid X-Twilio-Signature.",
     )
     api_base_url: str = Field(
         "", description="Override of Twilio's REST base URL (tests point it at a local double)."
@@ -107,7 +121,8 @@ class TwilioSettings(Section):
     max_call_seconds: float = Field(
         0.0,
         ge=0,
-        description="End a call with a spoken goodbye after this long (Cloud Run cuts WebSockets at "
+        description="End a call with a spoken goodbye after this long (Cloud Run cuts "
+        "WebSockets at "
         "3600 s: use 3540 there). 0: no limit.",
     )
 
@@ -130,12 +145,15 @@ class OpenSIPSSettings(Section):
     )
     rtp_port_range: str = Field("35000-35999", description="RTP ports, 'LOW-HIGH', one per call.")
     codecs: list[Literal["PCMU", "PCMA"]] = Field(
-        default_factory=lambda: ["PCMU", "PCMA"], description="Codecs we accept, in preference order."
+        default_factory=lambda: ["PCMU", "PCMA"],
+        description="Codecs we accept, in preference order.",
     )
     resubscribe_interval: float = Field(
         10.0, gt=0, description="Seconds between checks that our event subscription is alive."
     )
-    subscription_expire: int = Field(3600, ge=0, description="Subscription lifetime asked of OpenSIPS.")
+    subscription_expire: int = Field(
+        3600, ge=0, description="Subscription lifetime asked of OpenSIPS."
+    )
     jitter_buffer_ms: int = Field(60, ge=0, le=500, description="Inbound RTP reorder window.")
 
     @field_validator("codecs", mode="before")
@@ -164,12 +182,15 @@ class STTSettings(Section):
     )
     model_path: Path | None = Field(
         None,
-        description="Local model directory. Empty: the bundled model (Whisper tiny.en; Vosk Korean).",
+        description="Local model directory. Empty: the bundled model (Whisper tiny.en; "
+        "Vosk Korean).",
     )
     language: str = Field("en", description="Spoken language (ISO code).")
     compute_type: str = Field("int8", description="faster-whisper compute type on CPU.")
     beam_size: int = Field(1, ge=1, le=10, description="faster-whisper beam size (1 is fastest).")
-    url: str = Field("", description="Remote service URL (Whisper service http://, vosk-server ws://).")
+    url: str = Field(
+        "", description="Remote service URL (Whisper service http://, vosk-server ws://)."
+    )
     sample_rate: int = Field(16000, description="Rate sent to a remote Vosk server.")
 
     @field_validator("model_path", mode="before")
@@ -206,10 +227,12 @@ class LLMSettings(Section):
     keep_alive: str = Field("30m", description="How long Ollama keeps the model loaded.")
     pull_missing: bool = Field(False, description="On start-up, pull the model if Ollama lacks it.")
     greeting: str = Field(
-        "Hello! How can I help you?", description="Spoken when the call starts; empty: wait silently."
+        "Hello! How can I help you?",
+        description="Spoken when the call starts; empty: wait silently.",
     )
     tools: bool = Field(
-        True, description="Offer call-control tools (hang up, transfer) to models that support them."
+        True,
+        description="Offer call-control tools (hang up, transfer) to models that support them.",
     )
 
 
@@ -219,9 +242,12 @@ class TTSSettings(Section):
         "local", description="local: Piper in this process; remote: the Piper WebSocket service."
     )
     voice_path: Path | None = Field(
-        None, description="Piper voice .onnx (its .onnx.json beside). Empty: bundled en_US-joe-medium."
+        None,
+        description="Piper voice .onnx (its .onnx.json beside). Empty: bundled en_US-joe-medium.",
     )
-    voice: str = Field("en_US-joe-medium", description="Voice name asked of a remote Piper service.")
+    voice: str = Field(
+        "en_US-joe-medium", description="Voice name asked of a remote Piper service."
+    )
     url: str = Field("", description="Remote Piper WebSocket URL, e.g. ws://piper:8000/tts.")
 
     @field_validator("voice_path", mode="before")
@@ -250,7 +276,9 @@ class FlavorSettings(Section):
     transfer_target: str = Field(
         "", description="Where 'transfer to a human' sends the caller (number or SIP URI)."
     )
-    overrides: dict[str, str] = Field(default_factory=dict, description="`section.key = value` lines.")
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="`section.key = value` lines."
+    )
 
     @field_validator("match")
     @classmethod

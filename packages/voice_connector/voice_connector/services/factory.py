@@ -48,7 +48,9 @@ def create_stt(settings: Settings, call_id: str = "") -> STTService:
             compute_type=stt.compute_type,
             beam_size=stt.beam_size,
         )
-    raise ProviderNotAvailable(f"[stt] provider = {stt.provider}, mode = {stt.mode} is not built yet")
+    raise ProviderNotAvailable(
+        f"[stt] provider = {stt.provider}, mode = {stt.mode} is not built yet"
+    )
 
 
 def create_llm(settings: Settings, call_id: str = "") -> LLMService:
@@ -77,7 +79,9 @@ def create_tts(settings: Settings, call_id: str = "") -> TTSService:
 
         voice, config = piper_paths(settings)
         return LocalPiperTTSService(voice_path=voice, config_path=config)
-    raise ProviderNotAvailable(f"[tts] provider = {tts.provider}, mode = {tts.mode} is not built yet")
+    raise ProviderNotAvailable(
+        f"[tts] provider = {tts.provider}, mode = {tts.mode} is not built yet"
+    )
 
 
 def preload(settings: Settings) -> None:

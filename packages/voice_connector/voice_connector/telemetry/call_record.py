@@ -121,7 +121,9 @@ class CallRecorder(BaseObserver):
             turn = record.current()
             if turn.llm_first_token_at is not None and turn.tts_first_audio_at is None:
                 turn.tts_first_audio_at = now
-        elif isinstance(frame, OutputAudioRawFrame) and isinstance(data.source, BaseOutputTransport):
+        elif isinstance(frame, OutputAudioRawFrame) and isinstance(
+            data.source, BaseOutputTransport
+        ):
             turn = record.current()
             if turn.transcript_at is not None and turn.bot_audio_at is None:
                 turn.bot_audio_at = now
@@ -133,7 +135,9 @@ class CallRecorder(BaseObserver):
             self._generating = True
         elif isinstance(frame, LLMFullResponseEndFrame):
             self._generating = False
-        elif isinstance(frame, InterruptionFrame) and isinstance(data.destination, BaseOutputTransport):
+        elif isinstance(frame, InterruptionFrame) and isinstance(
+            data.destination, BaseOutputTransport
+        ):
             if self._bot_speaking or self._generating:
                 self._generating = False
                 turns = record.turns

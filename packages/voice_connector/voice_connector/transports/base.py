@@ -1,8 +1,8 @@
 """The one interface both telephony providers implement.
 
-A *provider* (OpenSIPS, Twilio) accepts calls; each accepted call is a `CallTransport` that gives
-the pipeline a Pipecat input and output and offers call control. The media node hands every new
-call to one `CallHandler`, whatever the provider, so the pipeline never knows where a call came from.
+A *provider* (OpenSIPS, Twilio) accepts calls; each accepted call is a `CallTransport` giving
+the pipeline a Pipecat input and output, and call control. The media node hands every new call
+to one `CallHandler`, whatever the provider: the pipeline never knows where a call came from.
 """
 
 from __future__ import annotations

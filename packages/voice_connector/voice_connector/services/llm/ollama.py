@@ -160,4 +160,3 @@ def _json_object(arguments: Any) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
-

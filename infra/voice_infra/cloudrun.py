@@ -1,0 +1,139 @@
+"""Cloud Run v2: the slim, Twilio-only media node (no SIP, no RTP, no in-process models)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+from pulumi_gcp import cloudrunv2 as run
+
+from voice_infra.config import StackConfig
+from voice_infra.conventions import (
+    CONNECTOR_SECRET_ENV,
+    HTTP_PORT,
+    MAX_STREAM_SECONDS,
+    OLLAMA_PORT,
+    WHISPER_PORT,
+    connector_env,
+)
+from voice_infra.identity import ServiceAccounts
+from voice_infra.network import Network
+from voice_infra.secrets import Secrets
+
+SERVICE_NAME = "media-node-twilio"
+REQUEST_TIMEOUT = f"{MAX_STREAM_SECONDS}s"  # Cloud Run's maximum: a stream ends with its request
+
+
+def service_name(cfg: StackConfig) -> str:
+    return f"{cfg.prefix}-{SERVICE_NAME}"
+
+
+def probe(path: str, *, period: int, failures: int) -> run.ServiceTemplateContainerStartupProbeArgs:
+    return run.ServiceTemplateContainerStartupProbeArgs(
+        http_get=run.ServiceTemplateContainerStartupProbeHttpGetArgs(path=path, port=HTTP_PORT),
+        period_seconds=period,
+        failure_threshold=failures,
+        timeout_seconds=3,
+    )
+
+
+class TwilioCloudRun(pulumi.ComponentResource):
+    """WebSocket-friendly settings: 3600 s timeout, session affinity, CPU always allocated.
+
+    STT and LLM go over Direct VPC egress to the GPU pools' internal load balancers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        network: Network,
+        accounts: ServiceAccounts,
+        secrets: Secrets,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("voice-connector:infra:TwilioCloudRun", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        urls = pulumi.Output.all(network.whisper_ip.address, network.ollama_ip.address).apply(
+            lambda ips: connector_env(
+                "twilio",
+                stt_url=f"http://{ips[0]}:{WHISPER_PORT}",
+                llm_url=f"http://{ips[1]}:{OLLAMA_PORT}",
+            )
+        )
+        plain = {
+            key: urls.apply(lambda env, key=key: env[key]) for key in connector_env("", "", "")
+        }
+        env = [run.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in plain.items()]
+        env += [
+            run.ServiceTemplateContainerEnvArgs(
+                name=var,
+                value_source=run.ServiceTemplateContainerEnvValueSourceArgs(
+                    secret_key_ref=run.ServiceTemplateContainerEnvValueSourceSecretKeyRefArgs(
+                        secret=secrets.secret_name(secret_id), version="latest"
+                    )
+                ),
+            )
+            for var, secret_id in CONNECTOR_SECRET_ENV.items()
+        ]
+        self.service = run.Service(
+            service_name(cfg),
+            project=cfg.project,
+            location=cfg.region,
+            name=service_name(cfg),
+            ingress="INGRESS_TRAFFIC_ALL",
+            deletion_protection=cfg.is_prod,
+            template=run.ServiceTemplateArgs(
+                service_account=accounts.email("media"),
+                timeout=REQUEST_TIMEOUT,
+                session_affinity=True,
+                max_instance_request_concurrency=cfg.cloud_run_max_concurrency,
+                execution_environment="EXECUTION_ENVIRONMENT_GEN2",
+                scaling=run.ServiceTemplateScalingArgs(
+                    min_instance_count=cfg.cloud_run_min_instances,
+                    max_instance_count=max(10, cfg.cloud_run_min_instances * 4),
+                ),
+                vpc_access=run.ServiceTemplateVpcAccessArgs(
+                    egress="PRIVATE_RANGES_ONLY",
+                    network_interfaces=[
+                        run.ServiceTemplateVpcAccessNetworkInterfaceArgs(
+                            network=network.vpc.id, subnetwork=network.serverless_subnet.id
+                        )
+                    ],
+                ),
+                containers=[
+                    run.ServiceTemplateContainerArgs(
+                        image=cfg.image("media-node-slim"),
+                        ports=run.ServiceTemplateContainerPortsArgs(container_port=HTTP_PORT),
+                        envs=env,
+                        resources=run.ServiceTemplateContainerResourcesArgs(
+                            cpu_idle=False,  # audio is paced between requests' bytes
+                            startup_cpu_boost=True,
+                            limits={"cpu": "2", "memory": "2Gi"},
+                        ),
+                        startup_probe=probe("/readyz", period=5, failures=24),
+                        liveness_probe=run.ServiceTemplateContainerLivenessProbeArgs(
+                            http_get=run.ServiceTemplateContainerLivenessProbeHttpGetArgs(
+                                path="/healthz", port=HTTP_PORT
+                            ),
+                            period_seconds=15,
+                            failure_threshold=3,
+                            timeout_seconds=3,
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=accounts.secret_bindings),
+        )
+        # Twilio cannot send Google credentials; the node checks X-Twilio-Signature instead.
+        gcp.cloudrunv2.ServiceIamMember(
+            f"{service_name(cfg)}-public",
+            project=cfg.project,
+            location=cfg.region,
+            name=self.service.name,
+            role="roles/run.invoker",
+            member="allUsers",
+            opts=child,
+        )
+        self.url = self.service.uri
+        self.host = self.service.uri.apply(lambda uri: uri.removeprefix("https://").rstrip("/"))
+        self.register_outputs({"url": self.url, "name": self.service.name})

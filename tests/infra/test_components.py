@@ -1,0 +1,349 @@
+"""Each ComponentResource under Pulumi mocks: the resources it declares and their settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.infra.harness import SECRET_VALUES, Stack, is_secret_input, resolve, unwrap
+
+Stacks = Callable[..., Stack]
+
+
+def test_components_are_parents_of_their_resources(stacks: Stacks) -> None:
+    component_types = {r.typ for r in stacks("dev").resources if r.typ.startswith("voice-")}
+    assert component_types == {
+        f"voice-connector:infra:{name}"
+        for name in (
+            "ProjectApis",
+            "ArtifactRegistry",
+            "Secrets",
+            "ServiceAccounts",
+            "Network",
+            "GkeCluster",
+            "ClusterWorkloads",
+            "TwilioCloudRun",
+            "TwilioFunctions",
+            "BuildTriggers",
+        )
+    }
+
+
+# --- network -----------------------------------------------------------------------------------
+
+
+def test_sip_and_rtp_are_open_only_to_the_media_pool(stacks: Stacks) -> None:
+    stack = stacks("dev", rtpPortRange="40000-40999")
+    sip = stack.one("gcp:compute/firewall:Firewall", "allow-sip").inputs
+    assert {(a["protocol"], tuple(a["ports"])) for a in sip["allows"]} == {
+        ("udp", ("5060",)),
+        ("tcp", ("5060",)),
+    }
+    assert sip["targetTags"] == ["vc-dev-media"]
+    rtp = stack.one("gcp:compute/firewall:Firewall", "allow-rtp").inputs
+    assert rtp["allows"] == [{"protocol": "udp", "ports": ["40000-40999"]}]
+    assert rtp["targetTags"] == ["vc-dev-media"]
+    ai = stack.one("gcp:compute/firewall:Firewall", "ai-internal").inputs
+    assert ai["targetTags"] == ["vc-dev-gpu"] and "0.0.0.0/0" not in ai["sourceRanges"]
+    media_pool = stack.one("gcp:container/nodePool:NodePool", "vc-dev-media").inputs
+    assert media_pool["nodeConfig"]["tags"] == ["vc-dev-media"]
+
+
+def test_nat_and_ingress_use_static_addresses(stacks: Stacks) -> None:
+    stack = stacks("dev")
+    nat = stack.one("gcp:compute/routerNat:RouterNat").inputs
+    assert nat["natIpAllocateOption"] == "MANUAL_ONLY" and len(nat["natIps"]) == 1
+    assert stack.one("gcp:compute/globalAddress:GlobalAddress").inputs["name"] == "vc-dev-ingress"
+    internal = [
+        r
+        for r in stack.of_type("gcp:compute/address:Address")
+        if r.inputs.get("addressType") == "INTERNAL"
+    ]
+    assert sorted(r.name for r in internal) == ["vc-dev-ollama-ilb", "vc-dev-whisper-ilb"]
+
+
+# --- GKE ---------------------------------------------------------------------------------------
+
+
+def test_cluster_version_and_identity(stacks: Stacks) -> None:
+    cluster = stacks("dev").one("gcp:container/cluster:Cluster").inputs
+    assert cluster["minMasterVersion"] == "1.30"
+    assert cluster["workloadIdentityConfig"] == {"workloadPool": "vc-test-project.svc.id.goog"}
+    assert cluster["removeDefaultNodePool"] is True
+    assert cluster["deletionProtection"] is False
+    assert stacks("prod").one("gcp:container/cluster:Cluster").inputs["deletionProtection"] is True
+
+
+@pytest.mark.parametrize(
+    ("stack", "gpu", "machine"),
+    [("dev", "nvidia-tesla-t4", "n1-standard-8"), ("prod", "nvidia-l4", "g2-standard-8")],
+)
+def test_gpu_pools_follow_the_stack_gpu_type(
+    stacks: Stacks, stack: str, gpu: str, machine: str
+) -> None:
+    result = stacks(stack, gpuType=gpu)
+    for pool_name in ("whisper-gpu", "ollama-gpu"):
+        node = result.one("gcp:container/nodePool:NodePool", pool_name).inputs["nodeConfig"]
+        (accelerator,) = node["guestAccelerators"]
+        assert accelerator["type"] == gpu and accelerator["count"] == 1
+        assert accelerator["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "LATEST"}
+        assert node["machineType"] == machine
+        assert node["taints"] == [
+            {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+        ]
+
+
+def test_media_pool_is_public_tainted_and_autoscaled(stacks: Stacks) -> None:
+    pool = (
+        stacks("dev", mediaNodeCount="2", mediaNodeMaxCount="6")
+        .one("gcp:container/nodePool:NodePool", "vc-dev-media")
+        .inputs
+    )
+    assert pool["autoscaling"] == {"minNodeCount": 2, "maxNodeCount": 6}
+    assert pool["networkConfig"] == {"enablePrivateNodes": False}
+    assert pool["upgradeSettings"] == {"maxSurge": 1, "maxUnavailable": 0}
+    node = pool["nodeConfig"]
+    assert node["taints"] == [
+        {"key": "voice-connector/media", "value": "true", "effect": "NO_SCHEDULE"}
+    ]
+    assert node["serviceAccount"] == "vc-dev-media@vc-test-project.iam.gserviceaccount.com"
+    assert node["workloadMetadataConfig"] == {"mode": "GCE_METADATA"}
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+def test_secret_values_stay_secret_everywhere(stacks: Stacks) -> None:
+    stack = stacks("dev")
+    versions = stack.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    assert len(versions) == 3
+    for version in versions:
+        assert is_secret_input(version.inputs["secretData"]), version.name
+    assert {unwrap(v.inputs["secretData"]) for v in versions} == set(SECRET_VALUES.values())
+    k8s_secret = stack.one("kubernetes:core/v1:Secret").inputs
+    assert is_secret_input(k8s_secret["stringData"])
+    assert unwrap(k8s_secret["stringData"]) == {
+        "twilio-auth-token": SECRET_VALUES["twilioAuthToken"],
+        "twilio-account-sid": SECRET_VALUES["twilioAccountSid"],
+    }
+    deployment = stack.deployment
+    value, secret = resolve(deployment.secrets.data("twilio-auth-token"))
+    assert (value, secret) == (SECRET_VALUES["twilioAuthToken"], True)
+    assert resolve(deployment.gke.kubeconfig)[1] is True
+
+
+def test_secret_manager_secrets_are_per_stack(stacks: Stacks) -> None:
+    ids = {
+        r.inputs["secretId"] for r in stacks("staging").of_type("gcp:secretmanager/secret:Secret")
+    }
+    assert ids == {
+        "vc-staging-twilio-auth-token",
+        "vc-staging-twilio-account-sid",
+        "vc-staging-call-token-signing-key",
+    }
+
+
+# --- IAM ---------------------------------------------------------------------------------------
+
+
+def members(stack: Stack, typ: str, account: str) -> list[dict]:
+    member = f"serviceAccount:{account}@vc-test-project.iam.gserviceaccount.com"
+    return [r.inputs for r in stack.of_type(typ) if r.inputs.get("member") == member]
+
+
+def test_media_node_account_has_least_privilege(stacks: Stacks) -> None:
+    stack = stacks("dev")
+    secret_reads = members(
+        stack, "gcp:secretmanager/secretIamMember:SecretIamMember", "vc-dev-media"
+    )
+    assert {(b["secretId"], b["role"]) for b in secret_reads} == {
+        ("vc-dev-twilio-auth-token", "roles/secretmanager.secretAccessor"),
+        ("vc-dev-twilio-account-sid", "roles/secretmanager.secretAccessor"),
+    }
+    roles = {b["role"] for b in members(stack, "gcp:projects/iAMMember:IAMMember", "vc-dev-media")}
+    assert roles == {
+        "roles/logging.logWriter",
+        "roles/monitoring.metricWriter",
+        "roles/stackdriver.resourceMetadata.writer",
+    }
+    (pull,) = members(
+        stack, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "vc-dev-media"
+    )
+    assert pull["role"] == "roles/artifactregistry.reader"
+
+
+def test_functions_account_reads_its_secrets_only(stacks: Stacks) -> None:
+    stack = stacks("dev")
+    reads = members(stack, "gcp:secretmanager/secretIamMember:SecretIamMember", "vc-dev-functions")
+    assert {b["secretId"] for b in reads} == {
+        "vc-dev-twilio-auth-token",
+        "vc-dev-twilio-account-sid",
+        "vc-dev-call-token-signing-key",
+    }
+    roles = {
+        b["role"] for b in members(stack, "gcp:projects/iAMMember:IAMMember", "vc-dev-functions")
+    }
+    assert roles == {"roles/logging.logWriter"}
+    assert not members(
+        stack, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "vc-dev-functions"
+    )
+
+
+def test_no_account_gets_a_primitive_role(stacks: Stacks) -> None:
+    roles = {r.inputs["role"] for r in stacks("dev").of_type("gcp:projects/iAMMember:IAMMember")}
+    assert not roles & {"roles/owner", "roles/editor"}
+
+
+# --- Cloud Run ---------------------------------------------------------------------------------
+
+
+def run_template(stack: Stack) -> dict:
+    return stack.one("gcp:cloudrunv2/service:Service").inputs["template"]
+
+
+def test_cloud_run_is_websocket_ready(stacks: Stacks) -> None:
+    template = run_template(stacks("dev", cloudRunMaxConcurrency="15"))
+    assert template["timeout"] == "3600s"
+    assert template["sessionAffinity"] is True
+    assert template["maxInstanceRequestConcurrency"] == 15
+    (container,) = template["containers"]
+    assert container["resources"]["cpuIdle"] is False
+    assert container["ports"] == {"containerPort": 8080}
+    assert container["image"].endswith("/voice-connector/media-node-slim:latest")
+    assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert template["serviceAccount"] == "vc-dev-media@vc-test-project.iam.gserviceaccount.com"
+
+
+def test_cloud_run_reaches_gpu_services_through_direct_vpc(stacks: Stacks) -> None:
+    stack = stacks("dev")
+    vpc = run_template(stack)["vpcAccess"]
+    assert vpc["egress"] == "PRIVATE_RANGES_ONLY"
+    assert vpc["networkInterfaces"] == [
+        {"network": "vc-dev-vpc-id", "subnetwork": "vc-dev-serverless-id"}
+    ]
+    env = {e["name"]: e for e in run_template(stack)["containers"][0]["envs"]}
+    whisper_ip = stack.one("gcp:compute/address:Address", "whisper-ilb")
+    assert env["VC_TRANSPORT_PROVIDERS"]["value"] == "twilio"
+    assert env["VC_STT_URL"]["value"].endswith(":9000")
+    assert env["VC_LLM_URL"]["value"].endswith(":11434")
+    assert whisper_ip.inputs["addressType"] == "INTERNAL"
+    assert env["VC_TWILIO_AUTH_TOKEN"]["valueSource"] == {
+        "secretKeyRef": {"secret": "vc-dev-twilio-auth-token", "version": "latest"}
+    }
+    assert "value" not in env["VC_TWILIO_AUTH_TOKEN"]
+
+
+@pytest.mark.parametrize(("stack", "minimum"), [("dev", 0), ("staging", 0), ("prod", 1)])
+def test_min_instances_per_stack(stacks: Stacks, stack: str, minimum: int) -> None:
+    assert run_template(stacks(stack))["scaling"]["minInstanceCount"] == minimum
+
+
+def test_cloud_run_min_instances_from_config(stacks: Stacks) -> None:
+    assert run_template(stacks("prod", cloudRunMinInstances="3"))["scaling"] == {
+        "minInstanceCount": 3,
+        "maxInstanceCount": 12,
+    }
+
+
+def test_cloud_run_is_publicly_invocable(stacks: Stacks) -> None:
+    (binding,) = [
+        r.inputs
+        for r in stacks("dev").of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+        if r.name == "vc-dev-media-node-twilio-public"
+    ]
+    assert (binding["role"], binding["member"]) == ("roles/run.invoker", "allUsers")
+
+
+# --- Cloud Functions ---------------------------------------------------------------------------
+
+
+def test_functions_are_python311_from_gcs_sources(stacks: Stacks) -> None:
+    stack = stacks("dev")
+    functions = {r.name: r.inputs for r in stack.of_type("gcp:cloudfunctionsv2/function:Function")}
+    assert set(functions) == {"vc-dev-twilio-voice", "vc-dev-twilio-status", "vc-dev-outbound-call"}
+    objects = {r.inputs["name"] for r in stack.of_type("gcp:storage/bucketObject:BucketObject")}
+    for name, entry_point in (
+        ("vc-dev-twilio-voice", "twilio_voice"),
+        ("vc-dev-twilio-status", "twilio_status"),
+        ("vc-dev-outbound-call", "outbound_call"),
+    ):
+        build = functions[name]["buildConfig"]
+        assert (build["runtime"], build["entryPoint"]) == ("python311", entry_point)
+        source = build["source"]["storageSource"]
+        assert source["bucket"] == "vc-test-project-vc-dev-function-sources"
+        assert source["object"] in objects and source["object"].startswith(entry_point)
+        service = functions[name]["serviceConfig"]
+        assert service["environmentVariables"]["VC_MEDIA_HOST"] == (
+            "vc-dev-media-node-twilio-abc123-uc.a.run.app"
+        )
+        secret_env = {s["key"]: s["secret"] for s in service["secretEnvironmentVariables"]}
+        assert secret_env["VC_TWILIO_AUTH_TOKEN"] == "vc-dev-twilio-auth-token"
+        assert service["serviceAccountEmail"].startswith("vc-dev-functions@")
+
+
+def test_only_twilio_webhooks_are_public(stacks: Stacks) -> None:
+    public = {
+        r.name
+        for r in stacks("dev").of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+        if r.inputs["member"] == "allUsers"
+    }
+    assert public == {
+        "vc-dev-media-node-twilio-public",
+        "vc-dev-twilio-voice-public",
+        "vc-dev-twilio-status-public",
+    }
+
+
+def test_stream_target_gke_points_functions_at_the_ingress(stacks: Stacks) -> None:
+    stack = stacks("prod", streamTarget="gke", ingressDomain="media.example.com")
+    voice = stack.one("gcp:cloudfunctionsv2/function:Function", "twilio-voice").inputs
+    assert voice["serviceConfig"]["environmentVariables"]["VC_MEDIA_HOST"] == "media.example.com"
+    assert stack.one("kubernetes:networking.gke.io/v1:ManagedCertificate").inputs["spec"] == {
+        "domains": ["media.example.com"]
+    }
+
+
+# --- Artifact Registry, Cloud Build, alerts ------------------------------------------------------
+
+
+def test_registry_is_the_docker_repo_images_are_named_after(stacks: Stacks) -> None:
+    repo = stacks("dev").one("gcp:artifactregistry/repository:Repository").inputs
+    assert (repo["repositoryId"], repo["format"], repo["location"]) == (
+        "voice-connector",
+        "DOCKER",
+        "us-central1",
+    )
+
+
+def test_no_trigger_without_a_github_owner(stacks: Stacks) -> None:
+    assert stacks("dev").of_type("gcp:cloudbuild/trigger:Trigger") == []
+
+
+@pytest.mark.parametrize(
+    ("stack", "push"),
+    [
+        ("dev", {"branch": "^main$"}),
+        ("staging", {"branch": "^release/.+$"}),
+        ("prod", {"tag": r"^v\d+\.\d+\.\d+$"}),
+    ],
+)
+def test_trigger_per_environment(stacks: Stacks, stack: str, push: dict[str, str]) -> None:
+    trigger = stacks(stack, githubOwner="example-org").one("gcp:cloudbuild/trigger:Trigger").inputs
+    assert trigger["github"] == {"owner": "example-org", "name": "voice-connector", "push": push}
+    assert trigger["filename"] == "cloudbuild.yaml"
+    assert trigger["substitutions"]["_STACK"] == stack
+    assert trigger["serviceAccount"] == f"vc-{stack}-cloudbuild-id"
+
+
+def test_alerts_only_with_a_notification_email(stacks: Stacks) -> None:
+    assert stacks("dev").of_type("gcp:monitoring/alertPolicy:AlertPolicy") == []
+    stack = stacks("dev", notificationEmail="ops@example.com")
+    channel = stack.one("gcp:monitoring/notificationChannel:NotificationChannel").inputs
+    assert channel["labels"] == {"email_address": "ops@example.com"}
+    policy = stack.one("gcp:monitoring/alertPolicy:AlertPolicy").inputs
+    assert (
+        'service_name = "vc-dev-media-node-twilio"'
+        in (policy["conditions"][0]["conditionThreshold"]["filter"])
+    )

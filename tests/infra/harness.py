@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
+
 from voice_infra.config import NAMESPACE, SECRET_KEYS, load_config, load_secrets
 from voice_infra.program import Deployment, deploy
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from google.cloud.devtools import cloudbuild_v1
+
 from voice_infra.cloudbuild import EVENTS
 from voice_infra.registry import IMAGES
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pulumi
 import pytest
 from pulumi.runtime import settings as runtime_settings
-from voice_infra.config import ConfigError, StackConfig, parse_rtp_range, parse_stack_config
 
 from tests.infra.harness import LOOP, RecordingMocks, set_stack_config
+from voice_infra.config import ConfigError, StackConfig, parse_rtp_range, parse_stack_config
 
 INFRA_DIR = Path(__file__).resolve().parents[2] / "infra"
 

@@ -12,10 +12,10 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from voice_infra import k8s_manifests as km
-from voice_infra.config import StackConfig, parse_stack_config
 
 from tests.infra.harness import INI_TEXT, Stack
+from voice_infra import k8s_manifests as km
+from voice_infra.config import StackConfig, parse_stack_config
 
 ENDPOINTS = km.Endpoints("10.10.0.21", "10.10.0.22", "vc-dev-ingress")
 SECRETS = {"twilio-auth-token": "token", "twilio-account-sid": "AC123"}

@@ -13,6 +13,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import timestamp_pb2
+
 from voice_infra import ops
 
 SERVICE = "projects/voice-connector-prod/locations/us-central1/services/vc-prod-media-node-twilio"

@@ -65,6 +65,29 @@ def _call(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _load_test(args: argparse.Namespace) -> int:
+    from voice_connector.loadtest.twilio_load import LoadOptions, UnsafeTarget, run_load
+
+    if args.transport != "twilio":
+        from voice_connector.loadtest.sip_load import run_sip_load
+
+        return run_sip_load(args)
+    options = LoadOptions(
+        url=args.url,
+        audio=Path(args.audio),
+        calls=args.calls,
+        concurrency=args.concurrency,
+        duration=args.duration,
+    )
+    try:
+        report = asyncio.run(run_load(options))
+    except UnsafeTarget as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(report.table())
+    return 0 if report.completed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voice-connector", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--answer-timeout", type=float, default=60.0, help="seconds per answer")
     call.add_argument("--dtmf", default="", help="digits to press after the audio")
     call.set_defaults(func=_call)
+
+    load = commands.add_parser("load", help="load a running node with simulated calls (loopback)")
+    load.add_argument("--calls", type=int, default=10, help="calls to place in all")
+    load.add_argument("--concurrency", type=int, default=5, help="calls at once, at most")
+    load.add_argument("--transport", choices=["twilio", "sip"], default="twilio")
+    load.add_argument("--duration", type=float, default=120.0, help="no new call after this (s)")
+    load.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream")
+    load.add_argument("--audio", required=True, help="WAV the callers say")
+    load.set_defaults(func=_load_test)
     return parser
 
 

@@ -75,6 +75,8 @@ class CallResult:
     turns: list[CallerTurn] = field(default_factory=list)
     bot_media_messages: int = 0
     bot_audio: bytearray = field(default_factory=bytearray)
+    media_arrivals: list[tuple[float, float]] = field(default_factory=list)
+    """(monotonic arrival time, seconds of audio) of every bot media message."""
     clears: int = 0
     marks_echoed: list[str] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
@@ -236,6 +238,7 @@ class SimulatedTwilioCall:
                 audio = base64.b64decode(data["media"]["payload"])
                 self.result.bot_media_messages += 1
                 self.result.bot_audio.extend(audio)
+                self.result.media_arrivals.append((now, len(audio) / RATE))
                 self._playback.add_audio(len(audio) / RATE, now)
                 turn = self.result.turns[-1] if self.result.turns else None
                 if turn and turn.last_frame_at and turn.first_bot_audio_at is None:

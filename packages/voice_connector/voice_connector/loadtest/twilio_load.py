@@ -1,0 +1,205 @@
+"""Load a running media node with simulated Twilio calls, bounded in count and time.
+
+Every call is a full `SimulatedTwilioCall` (real-time 20 ms media, marks, clear), so the node
+does exactly the work of real calls. Only loopback targets are accepted: a load test never
+leaves this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import aiohttp
+
+from voice_connector.caller.twilio_caller import CallerOptions, CallResult, SimulatedTwilioCall
+
+BURST_GAP_SECS = 0.2
+"""Arrivals further apart than this belong to different bot utterances."""
+LATE_MARGIN_SECS = 0.02
+"""A frame arriving this long after the audio before it finished playing leaves an audible gap."""
+
+
+class UnsafeTarget(ValueError):
+    """The load target is not on this machine."""
+
+
+def require_loopback(url: str) -> None:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise UnsafeTarget(f"load tests only target loopback addresses, not {host!r}")
+
+
+@dataclass
+class LoadOptions:
+    url: str
+    audio: Path
+    calls: int = 10
+    concurrency: int = 5
+    duration: float = 120.0
+    answer_timeout: float = 30.0
+
+
+@dataclass
+class NodeSample:
+    cpu_seconds: float = 0.0
+    rss_bytes: float = 0.0
+
+
+@dataclass
+class LoadReport:
+    options: LoadOptions
+    results: list[CallResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    peak_concurrency: int = 0
+    before: NodeSample = field(default_factory=NodeSample)
+    after: NodeSample = field(default_factory=NodeSample)
+    peak_rss_bytes: float = 0.0
+
+    @property
+    def completed(self) -> list[CallResult]:
+        return [r for r in self.results if r.ok and r.turns and r.turns[0].first_bot_audio_at]
+
+    def voice_to_voice_ms(self) -> list[float]:
+        return [t.voice_to_voice_ms for r in self.completed for t in r.turns if t.voice_to_voice_ms]
+
+    def jitter_ms(self) -> tuple[list[float], int, int]:
+        """Send-interval jitter of bot frames, audible gaps, frames checked.
+
+        Jitter is each gap's distance from the call's median gap within utterances (the sender's
+        pace, whatever rate it chose); a gap is audible when a frame arrives after everything
+        before it has already played (the caller's playout buffer ran dry mid-utterance).
+        """
+        jitter: list[float] = []
+        gaps_heard = checked = 0
+        for result in self.results:
+            arrivals = result.media_arrivals
+            gaps = [
+                t1 - t0
+                for (t0, _), (t1, _) in zip(arrivals, arrivals[1:], strict=False)
+                if t1 - t0 <= BURST_GAP_SECS
+            ]
+            if gaps:
+                median = sorted(gaps)[len(gaps) // 2]
+                jitter += [abs(gap - median) * 1000 for gap in gaps]
+            playout_end = 0.0
+            for arrival, seconds in arrivals:
+                if playout_end and arrival - playout_end <= BURST_GAP_SECS:
+                    checked += 1
+                    gaps_heard += arrival > playout_end + LATE_MARGIN_SECS
+                playout_end = max(playout_end, arrival) + seconds
+        return jitter, gaps_heard, checked
+
+    def table(self) -> str:
+        v2v = self.voice_to_voice_ms()
+        jitter, late, checked = self.jitter_ms()
+        done = len(self.completed)
+        cpu = self.after.cpu_seconds - self.before.cpu_seconds
+        rss = max(0.0, self.peak_rss_bytes - self.before.rss_bytes)
+        rows = [
+            ("calls completed / failed", f"{done} / {len(self.results) - done}"),
+            ("peak concurrent calls", str(self.peak_concurrency)),
+            ("voice-to-voice p50 / p95 / p99 ms", _pcts(v2v)),
+            ("outbound send jitter p50 / p99 ms", _pcts(jitter, (50, 99))),
+            ("audible gaps (late frames) / frames", f"{late} / {checked}"),
+            ("node CPU seconds per call", f"{cpu / done:.2f}" if done else "-"),
+            (
+                "node memory per concurrent call MiB",
+                f"{rss / max(1, self.peak_concurrency) / 2**20:.1f}",
+            ),
+            ("wall time s", f"{self.wall_seconds:.1f}"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))]
+
+
+def _pcts(values: list[float], pcts: tuple[int, ...] = (50, 95, 99)) -> str:
+    if not values:
+        return "-"
+    return " / ".join(f"{percentile(values, p):.1f}" for p in pcts)
+
+
+_METRIC = re.compile(r"^(process_cpu_seconds_total|process_resident_memory_bytes) (\S+)$", re.M)
+
+
+async def sample_node(session: aiohttp.ClientSession, metrics_url: str) -> NodeSample:
+    """The node's own CPU and memory, from its Prometheus process collector."""
+    try:
+        async with session.get(metrics_url) as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return NodeSample()
+    values = {name: float(value) for name, value in _METRIC.findall(text)}
+    return NodeSample(
+        values.get("process_cpu_seconds_total", 0.0),
+        values.get("process_resident_memory_bytes", 0.0),
+    )
+
+
+async def run_load(options: LoadOptions) -> LoadReport:
+    """Place `calls` calls, at most `concurrency` at once, none started after `duration`."""
+    require_loopback(options.url)
+    parsed = urlparse(options.url)
+    metrics_url = f"{'https' if parsed.scheme == 'wss' else 'http'}://{parsed.netloc}/metrics"
+    report = LoadReport(options)
+    gate = asyncio.Semaphore(options.concurrency)
+    active = 0
+    started = time.monotonic()
+
+    async def one_call() -> None:
+        nonlocal active
+        async with gate:
+            if time.monotonic() - started > options.duration:
+                return
+            active += 1
+            report.peak_concurrency = max(report.peak_concurrency, active)
+            call = SimulatedTwilioCall(
+                CallerOptions(
+                    audio=[options.audio],
+                    url=options.url,
+                    answer_timeout=options.answer_timeout,
+                    wait_for_greeting=True,
+                )
+            )
+            try:
+                report.results.append(await call.run())
+            finally:
+                active -= 1
+
+    async with aiohttp.ClientSession() as session:
+        report.before = await sample_node(session, metrics_url)
+        tasks = [asyncio.create_task(one_call()) for _ in range(options.calls)]
+
+        async def watch_memory() -> None:
+            while True:
+                sample = await sample_node(session, metrics_url)
+                report.peak_rss_bytes = max(report.peak_rss_bytes, sample.rss_bytes)
+                await asyncio.sleep(0.5)
+
+        watcher = asyncio.create_task(watch_memory())
+        limit = options.duration + options.answer_timeout * 2 + 30
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=limit)
+        except TimeoutError:
+            for task in tasks:
+                task.cancel()
+        watcher.cancel()
+        report.after = await sample_node(session, metrics_url)
+    report.wall_seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,60 @@
+"""The load tool's safety guard and its audio-timing arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voice_connector.caller.twilio_caller import CallResult
+from voice_connector.loadtest.twilio_load import (
+    LoadOptions,
+    LoadReport,
+    UnsafeTarget,
+    require_loopback,
+)
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:8080/x", "ws://localhost:1/x", "ws://[::1]:80/"])
+def test_loopback_targets_are_accepted(url: str) -> None:
+    require_loopback(url)
+
+
+@pytest.mark.parametrize("url", ["ws://10.0.0.5/x", "wss://example.com/x", "ws://192.168.1.2/"])
+def test_other_targets_are_refused(url: str) -> None:
+    with pytest.raises(UnsafeTarget):
+        require_loopback(url)
+
+
+def report_with(arrivals: list[tuple[float, float]]) -> LoadReport:
+    report = LoadReport(LoadOptions(url="ws://127.0.0.1/x", audio=Path("x.wav")))
+    result = CallResult(call_sid="CA1", stream_sid="MZ1")
+    result.media_arrivals = arrivals
+    report.results.append(result)
+    return report
+
+
+def test_steady_real_time_frames_have_no_jitter_and_no_gaps() -> None:
+    arrivals = [(i * 0.02, 0.02) for i in range(50)]
+    jitter, gaps, checked = report_with(arrivals).jitter_ms()
+    assert max(jitter) == pytest.approx(0, abs=1e-6)
+    assert (gaps, checked) == (0, 49)
+
+
+def test_a_frame_after_the_buffer_ran_dry_is_an_audible_gap() -> None:
+    arrivals = [(0.0, 0.02), (0.02, 0.02), (0.04, 0.02), (0.15, 0.02), (0.17, 0.02)]
+    jitter, gaps, _ = report_with(arrivals).jitter_ms()
+    assert gaps == 1
+    assert max(jitter) == pytest.approx(90, abs=0.5)
+
+
+def test_frames_sent_ahead_of_real_time_never_leave_gaps() -> None:
+    arrivals = [(i * 0.01, 0.02) for i in range(40)]  # twice real time: the buffer fills
+    _, gaps, _ = report_with(arrivals).jitter_ms()
+    assert gaps == 0
+
+
+def test_utterances_are_separated_by_long_pauses() -> None:
+    arrivals = [(0.0, 0.02), (0.02, 0.02), (2.0, 0.02), (2.02, 0.02)]
+    _, gaps, checked = report_with(arrivals).jitter_ms()
+    assert (gaps, checked) == (0, 2)

@@ -12,6 +12,7 @@ import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -87,7 +88,7 @@ class LoadReport:
             arrivals = result.media_arrivals
             gaps = [
                 t1 - t0
-                for (t0, _), (t1, _) in zip(arrivals, arrivals[1:], strict=False)
+                for (t0, _), (t1, _) in pairwise(arrivals)
                 if t1 - t0 <= BURST_GAP_SECS
             ]
             if gaps:

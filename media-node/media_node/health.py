@@ -1,0 +1,123 @@
+"""Readiness of the services a node depends on, kept current by a background monitor.
+
+A node whose LLM, remote STT or remote TTS is down would answer calls with silence, so `/readyz`
+must say so while it lasts, not only at start-up. The monitor probes every distinct dependency of
+the configuration and its flavors: quickly while one fails (a fresh node becomes ready as soon as
+its dependencies are), slowly while all answer (a readiness probe costs no network call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlparse
+
+import aiohttp
+from loguru import logger
+
+from voice_connector.config import Settings
+from voice_connector.services.llm.ollama_models import ensure_model
+
+Probe = Callable[[], Awaitable[tuple[bool, str]]]
+Report = Callable[[str, bool, str], None]
+
+PROBE_TIMEOUT_SECS = 2.0
+INTERVAL_OK_SECS = 10.0
+INTERVAL_FAILING_SECS = 0.5
+
+
+def readyz_url(url: str) -> str:
+    """`/readyz` on the same host and port as a service URL (ws:// servers answer HTTP too)."""
+    parsed = urlparse(url)
+    scheme = "https" if parsed.scheme in ("https", "wss") else "http"
+    return f"{scheme}://{parsed.netloc}/readyz"
+
+
+async def probe_service(url: str) -> tuple[bool, str]:
+    """Ready if `/readyz` answers 200; reachable-and-ok for a server without one (4xx).
+
+    Our AI services answer 503 while their model loads; a third-party server (alphacep
+    vosk-server, a proxy) may not know `/readyz` at all, and then answering is all we can check.
+    """
+    target = readyz_url(url)
+    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECS)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(target) as response,
+        ):
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return False, f"{url} unreachable: {exc or type(exc).__name__}"
+    if status == 200:
+        return True, "ok"
+    if status < 500:
+        return True, f"reachable ({target} answered {status})"
+    return False, f"{target} answered {status}"
+
+
+def dependency_probes(settings: Settings) -> dict[str, Probe]:
+    """One probe per distinct remote dependency of the settings and every flavor."""
+    probes: dict[str, Probe] = {}
+    seen: set[tuple[str, ...]] = set()
+    variants = [("", settings)] + [(name, settings.for_flavor(name)) for name in settings.flavors]
+    for flavor, variant in variants:
+        llm, stt, tts = variant.llm, variant.stt, variant.tts
+        wanted: list[tuple[tuple[str, ...], Probe]] = []
+        if llm.provider == "ollama":
+            wanted.append((
+                ("llm", llm.url, llm.model),
+                lambda u=llm.url, m=llm.model, p=llm.pull_missing: ensure_model(u, m, p),
+            ))
+        else:
+            wanted.append((("llm", llm.url), lambda u=llm.url: probe_service(u)))
+        if stt.mode == "remote":
+            wanted.append((("stt", stt.url), lambda u=stt.url: probe_service(u)))
+        if tts.mode == "remote":
+            wanted.append((("tts", tts.url), lambda u=tts.url: probe_service(u)))
+        for key, probe in wanted:
+            if key not in seen:
+                seen.add(key)
+                probes[f"{key[0]}@{flavor}" if flavor else key[0]] = probe
+    return probes
+
+
+class DependencyMonitor:
+    """Runs the probes forever, reporting each result as a readiness check by name."""
+
+    def __init__(
+        self,
+        probes: dict[str, Probe],
+        report: Report,
+        interval_ok: float = INTERVAL_OK_SECS,
+        interval_failing: float = INTERVAL_FAILING_SECS,
+    ) -> None:
+        self.probes = probes
+        self.report = report
+        self.interval_ok = interval_ok
+        self.interval_failing = interval_failing
+        self._last: dict[str, bool] = {}
+        for name in probes:
+            report(name, False, "checking")
+
+    async def check_once(self) -> bool:
+        """Probe everything at once; True if all are ready."""
+        names = list(self.probes)
+        results = await asyncio.gather(*(self.probes[n]() for n in names), return_exceptions=True)
+        all_ok = True
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                ok, why = False, f"probe failed: {result!r}"
+            else:
+                ok, why = result
+            if self._last.get(name) != ok:
+                (logger.info if ok else logger.warning)(f"dependency {name}: {why}")
+            self._last[name] = ok
+            self.report(name, ok, why)
+            all_ok = all_ok and ok
+        return all_ok
+
+    async def run(self) -> None:
+        while True:
+            all_ok = await self.check_once()
+            await asyncio.sleep(self.interval_ok if all_ok else self.interval_failing)

@@ -1,8 +1,9 @@
 """The media node's HTTP server: Twilio routes, health, readiness, metrics, call records.
 
-Start-up loads the in-process models (once, shared by all calls) and checks the LLM in the
-background; `/readyz` says 503 until both are done, while draining, and while any provider (e.g.
-the OpenSIPS subscription) is unhealthy.
+Start-up loads the in-process models (once, shared by all calls) and keeps probing the remote
+services it needs (LLM, remote STT/TTS) in the background; `/readyz` says 503 until the models
+are loaded, while any dependency fails, while any provider (e.g. the OpenSIPS subscription) is
+unhealthy, and while draining (SIGTERM, see lifecycle.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
-from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from media_node.calls import CallRegistry
+from media_node.health import DependencyMonitor, dependency_probes
 from voice_connector.config import Settings
 from voice_connector.services import factory
-from voice_connector.services.llm.ollama_models import ensure_model
+from voice_connector.telemetry import metrics as node_metrics
+from voice_connector.telemetry.logging import TraceContextMiddleware
 from voice_connector.transports.base import TransportProvider
 from voice_connector.transports.factory import TransportFactory
 
@@ -45,17 +47,6 @@ class NodeState:
         }
 
 
-async def _check_llm(settings: Settings, state: NodeState) -> None:
-    llm = settings.llm
-    if llm.provider != "ollama":
-        state.set("llm", True, f"{llm.provider} (connects per call)")
-        return
-    ok, why = await ensure_model(llm.url, llm.model, llm.pull_missing)
-    state.set("llm", ok, why)
-    if not ok:
-        logger.warning(f"LLM not ready: {why}")
-
-
 def create_app(settings: Settings, services_override: object | None = None) -> FastAPI:
     """The FastAPI app of one media node process."""
     registry = CallRegistry(settings, services_override)
@@ -68,8 +59,8 @@ def create_app(settings: Settings, services_override: object | None = None) -> F
         loading.add_done_callback(
             lambda t: state.set("models", t.exception() is None, repr(t.exception() or "ok"))
         )
-        state.set("llm", False, "checking")
-        llm_check = asyncio.create_task(_check_llm(settings, state))
+        monitor = DependencyMonitor(dependency_probes(settings), state.set)
+        monitoring = asyncio.create_task(monitor.run())
         for provider in providers:
             await provider.start(registry.handle)
         try:
@@ -77,9 +68,10 @@ def create_app(settings: Settings, services_override: object | None = None) -> F
         finally:
             for provider in providers:
                 await provider.stop()
-            llm_check.cancel()
+            monitoring.cancel()
 
     app = FastAPI(title="voice-connector media node", lifespan=lifespan)
+    app.add_middleware(TraceContextMiddleware)
     app.state.registry = registry
     app.state.node = state
     app.state.providers = providers
@@ -92,15 +84,25 @@ def create_app(settings: Settings, services_override: object | None = None) -> F
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
+    async def drain(grace_seconds: float) -> bool:
+        """SIGTERM (see lifecycle): refuse new calls on every provider, let active ones finish."""
+        for provider in providers:
+            refuse = getattr(provider, "refuse_new_calls", None)
+            if refuse is not None:
+                refuse()
+        return await registry.drain(grace_seconds)
+
+    app.state.drain = drain
+
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        if not state.checks.get("llm", (True, ""))[0] and state.checks["llm"][1] != "checking":
-            await _check_llm(settings, state)
         body = state.ready(providers, registry)
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
+        body = state.ready(providers, registry)
+        node_metrics.refresh_node(body["ready"], {p.name: p.readiness()[0] for p in providers})
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/calls/{call_id}")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 
 from loguru import logger
 
 from voice_connector.config import Settings
 from voice_connector.pipeline.builder import CallServices, run_call
+from voice_connector.telemetry import metrics
 from voice_connector.telemetry.call_record import CallRecord
+from voice_connector.telemetry.logging import call_context
 from voice_connector.transports.base import CallTransport
 from voice_connector.transports.twilio.provider import CallRefused
 
@@ -27,6 +30,7 @@ class CallRegistry:
         self._idle = asyncio.Event()
         self._idle.set()
         self._services_override = services_override
+        metrics.bound_flavors(["default", settings.general.default_flavor, *settings.flavors])
 
     @property
     def count(self) -> int:
@@ -45,9 +49,22 @@ class CallRegistry:
             raise CallRefused("duplicate call id")
 
     async def handle(self, call: CallTransport) -> None:
-        """The `CallHandler` every provider calls: admit, run the pipeline, record."""
+        """The `CallHandler` every provider calls: admit, run the pipeline, record.
+
+        Everything logged while the call runs, including in the tasks Pipecat starts for it,
+        carries the call id, flavor and transport (loguru context, inherited by tasks).
+        """
         info = call.info
-        self.admit(info.call_id)
+        with call_context(info.call_id, info.flavor, info.transport):
+            await self._run(call)
+
+    async def _run(self, call: CallTransport) -> None:
+        info = call.info
+        try:
+            self.admit(info.call_id)
+        except CallRefused as exc:
+            metrics.call_refused(info.transport, str(exc))
+            raise
         settings = self.settings.for_flavor(info.flavor)
         record = CallRecord(
             call_id=info.call_id,
@@ -55,19 +72,27 @@ class CallRegistry:
             flavor=info.flavor,
             caller=info.caller,
             callee=info.callee,
+            providers={
+                "stt": settings.stt.provider,
+                "llm": settings.llm.provider,
+                "tts": settings.tts.provider,
+            },
         )
         self.active[info.call_id] = record
         self._idle.clear()
-        services = None
-        if callable(self._services_override):
-            services = self._services_override(settings, info)
-            assert services is None or isinstance(services, CallServices)
+        metrics.call_started(record)
         try:
+            services = None
+            if callable(self._services_override):
+                services = self._services_override(settings, info)
+                assert services is None or isinstance(services, CallServices)
             await run_call(call, settings, record, services)
         except Exception as exc:  # one call's failure must never reach the others
             record.outcome = f"error:{type(exc).__name__}"
             logger.exception(f"call {info.call_id}: pipeline failed: {exc}")
         finally:
+            record.ended_at = record.ended_at or time.time()
+            metrics.call_ended(record)
             self.active.pop(info.call_id, None)
             self.recent[info.call_id] = record
             while len(self.recent) > RECENT_CALLS:

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from loguru import logger
 
 from voice_connector.config import Settings
-from voice_connector.telemetry.logging import setup_logging
+from voice_connector.telemetry.logging import config_secrets, setup_logging
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 LLM_START_TIMEOUT_SECS = 120.0
@@ -48,10 +48,8 @@ def start_local_llm(settings: Settings) -> subprocess.Popen[bytes] | None:
         logger.warning("no Ollama answers and ai_services is not installed: LLM not ready")
         return None
     port = str(parsed.port or 11434)
-    command = [
-        sys.executable, "-m", "ai_services.ollama_api",
-        "--host", "127.0.0.1", "--port", port, "--model-name", llm.model,
-    ]
+    command = [sys.executable, "-m", "ai_services.ollama_api"]
+    command += ["--host", "127.0.0.1", "--port", port, "--model-name", llm.model]
     logger.info(f"no Ollama at {llm.url}: starting the bundled local LLM ({' '.join(command[2:])})")
     process = subprocess.Popen(command, env={**os.environ})
     deadline = time.monotonic() + LLM_START_TIMEOUT_SECS
@@ -64,22 +62,26 @@ def start_local_llm(settings: Settings) -> subprocess.Popen[bytes] | None:
 
 
 def run_node(settings: Settings, *, start_local_llm_server: bool = True) -> int:
-    """Serve the media node until SIGTERM/SIGINT; returns the exit code."""
+    """Serve the media node until SIGTERM/SIGINT and its call drain are over; returns 0."""
     import uvicorn
 
+    from media_node import lifecycle
     from media_node.app import create_app
 
-    setup_logging(settings.general.log_level, settings.general.log_format, settings.secrets())
+    setup_logging(
+        settings.general.log_level, settings.general.log_format, config_secrets(settings)
+    )
     llm_process = start_local_llm(settings) if start_local_llm_server else None
     try:
-        uvicorn.run(
-            create_app(settings),
+        app = create_app(settings)
+        config = uvicorn.Config(
+            app,
             host=settings.general.http_host,
             port=settings.general.http_port,
             ws_max_size=settings.twilio.max_message_bytes,
             log_config=None,
-            timeout_graceful_shutdown=int(settings.general.drain_grace_seconds) or None,
         )
+        lifecycle.serve(config, app.state.drain, settings.general.drain_grace_seconds)
     finally:
         if llm_process is not None and llm_process.poll() is None:
             llm_process.terminate()

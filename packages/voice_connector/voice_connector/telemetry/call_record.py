@@ -2,7 +2,9 @@
 
 A Pipecat observer watches frames cross the pipeline (without sitting in it) and stamps, per turn:
 end of caller speech (VAD stop), transcript ready, LLM first token, TTS first audio, first bot
-audio written to the transport. The record feeds `/calls/{id}`, metrics and the benchmarks.
+audio written to the transport. The record feeds `/calls/{id}` and the benchmarks; each stage is
+also exported to Prometheus (`telemetry.metrics`) the moment it is stamped, so a long call shows
+in the latency histograms while it runs, and this is the one place that interprets frames.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    ErrorFrame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -27,7 +30,21 @@ from pipecat.frames.frames import (
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.llm_service import LLMService
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
+
+from voice_connector.telemetry import metrics
+
+SERVICE_KINDS: tuple[tuple[type, str], ...] = (
+    (STTService, "stt"),
+    (LLMService, "llm"),
+    (TTSService, "tts"),
+    (BaseInputTransport, "transport"),
+    (BaseOutputTransport, "transport"),
+)
 
 
 @dataclass
@@ -74,6 +91,9 @@ class CallRecord:
     turns: list[Turn] = field(default_factory=list)
     barge_ins: int = 0
     dtmf: str = ""
+    providers: dict[str, str] = field(default_factory=dict)
+    """Configured provider per service kind ("stt" → "faster_whisper"): metric labels."""
+    errors: int = 0
 
     def current(self) -> Turn:
         if not self.turns:
@@ -105,28 +125,34 @@ class CallRecorder(BaseObserver):
                 turn = Turn()
                 record.turns.append(turn)
             turn.speech_started = turn.speech_started or now
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            record.current().speech_stopped = now
+        elif isinstance(frame, VADUserStoppedSpeakingFrame) and data.first_push:
+            record.current().speech_stopped = now  # not again as it travels on: that is later
         elif isinstance(frame, TranscriptionFrame) and data.direction == FrameDirection.DOWNSTREAM:
             turn = record.current()
             turn.user_text = f"{turn.user_text} {frame.text}".strip()
-            turn.transcript_at = turn.transcript_at or now
+            if turn.transcript_at is None:
+                turn.transcript_at = now
+                metrics.turn_started(record)
+                self._export(turn, "stt_ms")
         elif isinstance(frame, LLMTextFrame) and data.direction == FrameDirection.DOWNSTREAM:
             turn = record.current()
             if turn.transcript_at is not None and turn.llm_first_token_at is None:
                 turn.llm_first_token_at = now
+                self._export(turn, "llm_ttft_ms")
         elif isinstance(frame, TTSTextFrame) and isinstance(data.destination, BaseOutputTransport):
             self._append_bot_text(frame.text)
+        elif isinstance(frame, OutputAudioRawFrame) and isinstance(
+            data.source, BaseOutputTransport
+        ):  # written to the caller (the output transport's chunks keep the TTS frame class)
+            turn = record.current()
+            if turn.transcript_at is not None and turn.bot_audio_at is None:
+                turn.bot_audio_at = now
+                self._export(turn, "voice_to_voice_ms")
         elif isinstance(frame, TTSAudioRawFrame):
             turn = record.current()
             if turn.llm_first_token_at is not None and turn.tts_first_audio_at is None:
                 turn.tts_first_audio_at = now
-        elif isinstance(frame, OutputAudioRawFrame) and isinstance(
-            data.source, BaseOutputTransport
-        ):
-            turn = record.current()
-            if turn.transcript_at is not None and turn.bot_audio_at is None:
-                turn.bot_audio_at = now
+                self._export(turn, "tts_first_audio_ms")
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
@@ -143,6 +169,15 @@ class CallRecorder(BaseObserver):
                 turns = record.turns
                 (turns[-2] if len(turns) > 1 else turns[-1]).interrupted = True
                 record.barge_ins += 1
+                metrics.record_barge_in(record)
+        elif isinstance(frame, ErrorFrame) and data.first_push:
+            record.errors += 1
+            kind = service_kind(frame.processor)
+            provider = record.transport if kind == "transport" else record.providers.get(kind)
+            metrics.record_provider_error(kind, provider or metrics.OTHER)
+
+    def _export(self, turn: Turn, stage: str) -> None:
+        metrics.observe_stage(self.record, stage, turn.stages_ms()[stage])
 
     def _append_bot_text(self, text: str) -> None:
         turn = self.record.current()
@@ -150,3 +185,11 @@ class CallRecorder(BaseObserver):
             self.record.greeting = f"{self.record.greeting} {text}".strip()
         else:
             turn.bot_text = f"{turn.bot_text} {text}".strip()
+
+
+def service_kind(processor: object) -> str:
+    """stt, llm, tts or transport by the processor's Pipecat base class; "other" otherwise."""
+    for base, kind in SERVICE_KINDS:
+        if isinstance(processor, base):
+            return kind
+    return metrics.OTHER

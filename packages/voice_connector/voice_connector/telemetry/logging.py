@@ -1,18 +1,32 @@
 """Log setup: console lines locally, Cloud Logging JSON in the cloud, secrets always scrubbed.
 
+Every line logged while a call runs carries that call's correlation id, flavor and transport:
+`call_context()` puts them in loguru's context (a contextvar), which asyncio tasks created inside
+it inherit, so Pipecat's and the provider clients' lines carry them too. Standard-library logging
+(uvicorn, httpx, the Ollama client) is routed into the same sink for the same reason.
+
 Redaction happens in the sink, on the final text, so a secret is removed whichever library
-logged it and however it was formatted.
+logged it and however it was formatted: known secret values (config and environment) and
+credential-shaped text (Authorization headers, `api_key=...`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import sys
-from collections.abc import Iterable
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from voice_connector.config import Settings
 
 REDACTED = "********"
 SEVERITY = {
@@ -24,32 +38,175 @@ SEVERITY = {
     "ERROR": "ERROR",
     "CRITICAL": "CRITICAL",
 }
+LABEL_KEYS = ("call_id", "flavor", "transport")
+"""Context keys that become Cloud Logging labels (indexed, filterable: `labels.call_id="CA…"`)."""
+TRACE_KEYS = ("trace", "span_id", "trace_sampled")
+SECRET_NAME = re.compile(
+    r"(^|_)(token|secret|password|passwd|passphrase|credentials?|key|api_?key)($|_)", re.I
+)
+"""Names of config keys and environment variables whose values are secrets."""
+CREDENTIAL_PATTERNS = (
+    # Authorization / Proxy-Authorization header values, in HTTP dumps, dict reprs and JSON.
+    re.compile(
+        r"(?i)((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?)"
+        r"((?:bearer|basic|digest|token)\s+)?[^\s'\",}]+"
+    ),
+    # `name=value` and quoted `"name": "value"` pairs whose name is a secret's (query strings,
+    # reprs, JSON); a bare `token: 350` in prose is left alone.
+    re.compile(
+        r"(?i)([\w-]*(?:token|secret|password|api[_-]?key|signing[_-]?key)"
+        r"(?:\s*=\s*|['\"]\s*:\s*)['\"]?)()[^\s'\"&,}]+"
+    ),
+)
+MIN_SECRET_LEN = 4
 
 
 class Redactor:
-    """Replaces every known secret value in a string."""
+    """Replaces every known secret value, and credential-shaped text, in a string."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets = sorted(
+            {s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True
+        )
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        for pattern in CREDENTIAL_PATTERNS:
+            text = pattern.sub(_keep_name, text)
         return text
 
+    def scrub(self, value: Any) -> Any:
+        """`value` with every string inside it redacted (for structured log fields)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {str(k): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set):
+            return [self.scrub(v) for v in value]
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return self(str(value))
 
-def _json_line(record: dict[str, Any], redact: Redactor) -> str:
+
+def _keep_name(match: re.Match[str]) -> str:
+    """Keep `Authorization: Bearer ` / `api_key=`, replace only the credential."""
+    return f"{match.group(1)}{match.group(2) or ''}{REDACTED}"
+
+
+def config_secrets(settings: Settings) -> list[str]:
+    """Secret values of a configuration: SecretStr fields plus any key named like a secret."""
+    values = list(settings.secrets())
+    for name in type(settings).model_fields:
+        section = getattr(settings, name)
+        if not hasattr(type(section), "model_fields"):
+            continue
+        for key in type(section).model_fields:
+            value = getattr(section, key)
+            if SECRET_NAME.search(key) and isinstance(value, str) and value:
+                values.append(value)
+    for flavor in settings.flavors.values():
+        values += [v for k, v in flavor.overrides.items() if SECRET_NAME.search(k) and v]
+    return values
+
+
+def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of environment variables named like secrets (Secret Manager injects them so)."""
+    environ = os.environ if environ is None else environ
+    return [value for name, value in environ.items() if SECRET_NAME.search(name) and value]
+
+
+# --------------------------------------------------------------------------- trace context
+
+
+def cloud_trace(headers: Mapping[str, str], project: str | None = None) -> dict[str, Any]:
+    """Cloud Logging trace fields from `traceparent` or `X-Cloud-Trace-Context` headers.
+
+    Empty without a project (GOOGLE_CLOUD_PROJECT): the field must be `projects/P/traces/T`.
+    """
+    project = project if project is not None else os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    trace_id = span_id = ""
+    sampled = False
+    parent = re.fullmatch(
+        r"\s*[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\s*",
+        lowered.get("traceparent", ""),
+    )
+    cloud = re.fullmatch(
+        r"\s*([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=(\d))?\s*", lowered.get("x-cloud-trace-context", "")
+    )
+    if parent:
+        trace_id, span_id, sampled = parent[1], parent[2], bool(int(parent[3], 16) & 1)
+    elif cloud:
+        trace_id = cloud[1].lower()
+        span_id = f"{int(cloud[2]):016x}" if cloud[2] else ""
+        sampled = cloud[3] == "1"
+    if not project or not trace_id or set(trace_id) == {"0"}:
+        return {}
+    fields: dict[str, Any] = {"trace": f"projects/{project}/traces/{trace_id}"}
+    if span_id:
+        fields["span_id"] = span_id
+        fields["trace_sampled"] = sampled
+    return fields
+
+
+class TraceContextMiddleware:
+    """ASGI middleware: lines logged while serving a request carry its Cloud Trace context.
+
+    A Twilio call runs inside its WebSocket's ASGI call, so its lines get the trace of the
+    stream's upgrade request (Cloud Run and the Google load balancer add the headers).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        fields = cloud_trace(headers)
+        if not fields:
+            await self.app(scope, receive, send)
+            return
+        with logger.contextualize(**fields):
+            await self.app(scope, receive, send)
+
+
+@contextmanager
+def call_context(call_id: str, flavor: str, transport: str) -> Iterator[None]:
+    """Every line logged inside (and in tasks started inside) names this call."""
+    with logger.contextualize(call_id=call_id, flavor=flavor, transport=transport):
+        yield
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+def _exception_text(record: Mapping[str, Any]) -> str:
+    exc = record["exception"]
+    if exc is None:
+        return ""
+    return "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+
+
+def json_line(record: Mapping[str, Any], redact: Redactor) -> str:
+    """One Cloud Logging structured entry (jsonPayload with the special fields) as a line."""
     extra = record["extra"]
-    labels = {k: str(v) for k, v in extra.items() if k in ("call_id", "flavor", "transport")}
+    labels = {k: str(extra[k]) for k in LABEL_KEYS if extra.get(k) not in (None, "", "-")}
+    message = record["message"]
+    exception = _exception_text(record)
+    if exception:
+        message = f"{message}\n{exception}"
     entry: dict[str, Any] = {
         "severity": SEVERITY.get(record["level"].name, "DEFAULT"),
-        "message": redact(record["message"]),
+        "message": message,
         "time": record["time"].astimezone(UTC).isoformat(),
         "logger": record["name"],
         "logging.googleapis.com/sourceLocation": {
             "file": record["file"].path,
-            "line": record["line"],
+            "line": str(record["line"]),
             "function": record["function"],
         },
     }
@@ -57,32 +214,72 @@ def _json_line(record: dict[str, Any], redact: Redactor) -> str:
         entry["logging.googleapis.com/labels"] = labels
     if extra.get("trace"):
         entry["logging.googleapis.com/trace"] = extra["trace"]
-    if record["exception"] is not None:
-        entry["message"] += "\n" + redact(str(record["exception"]))
-    return json.dumps(entry, ensure_ascii=False)
+    if extra.get("span_id"):
+        entry["logging.googleapis.com/spanId"] = extra["span_id"]
+        entry["logging.googleapis.com/trace_sampled"] = bool(extra.get("trace_sampled"))
+    others = {k: v for k, v in extra.items() if k not in (*LABEL_KEYS, *TRACE_KEYS)}
+    if others:
+        entry["context"] = others
+    return json.dumps(redact.scrub(entry), ensure_ascii=False, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "console", secrets: Iterable[str] = ()) -> None:
-    """Replace loguru's sinks (Pipecat logs through loguru too) with one scrubbing sink."""
-    redact = Redactor(secrets)
+class InterceptHandler(logging.Handler):
+    """Standard-library records → loguru, so they get the same format, context and redaction."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame, depth = logging.currentframe(), 2
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame, depth = frame.f_back, depth + 1
+        named = logger.patch(lambda entry: entry.update(name=record.name))
+        named.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+def route_stdlib_logging(level: str) -> None:
+    """Send the root logger's records to loguru (once; replaces an earlier intercept)."""
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not isinstance(h, InterceptHandler)]
+    root.addHandler(InterceptHandler())
+    root.setLevel(logging.getLevelName(level if level != "TRACE" else "DEBUG"))
+
+
+def setup_logging(
+    level: str = "INFO",
+    fmt: str = "console",
+    secrets: Iterable[str] = (),
+    stream: Any = None,
+) -> Redactor:
+    """Replace loguru's sinks (Pipecat logs through loguru too) with one scrubbing sink.
+
+    Secrets: the given values plus every environment variable named like a secret.
+    `stream` defaults to stderr (tests pass a buffer).
+    """
+    redact = Redactor([*secrets, *env_secrets()])
+    out = stream or sys.stderr
     logger.remove()
     if fmt == "json":
 
         def sink(message: Any) -> None:
-            sys.stderr.write(_json_line(message.record, redact) + "\n")
+            out.write(json_line(message.record, redact) + "\n")
+            out.flush()
 
         logger.add(sink, level=level, format="{message}")
     else:
 
         def console_sink(message: Any) -> None:
-            sys.stderr.write(redact(str(message)))
+            out.write(redact(str(message)))
 
         logger.add(
             console_sink,
             level=level,
-            format="{time:HH:mm:ss.SSS} | {level: <7} | {extra[call_id]: <12} | {message}",
+            format="{time:HH:mm:ss.SSS} | {level: <7} | {extra[call_id]: <12} | {name} | {message}",
         )
     logger.configure(extra={"call_id": "-"})
+    route_stdlib_logging(level)
+    return redact
 
 
 def now_iso() -> str:

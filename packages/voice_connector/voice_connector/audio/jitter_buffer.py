@@ -1,0 +1,92 @@
+"""A small reordering jitter buffer for inbound RTP.
+
+In order packets pass straight through (no added latency in the common case). A gap holds later
+packets back until either the missing one arrives or `depth` packets are waiting, which bounds the
+extra delay to `depth` × ptime (60 ms by default); then the gap is declared lost. Duplicates and
+packets older than what was already played are dropped. A jump far ahead (the peer restarted its
+stream) resynchronises instead of declaring thousands of losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_SEQ_MOD = 1 << 16
+_RESYNC_GAP = 1000
+
+
+def seq_delta(a: int, b: int) -> int:
+    """Signed distance from sequence number `b` to `a`, across the 16-bit wrap."""
+    d = (a - b) % _SEQ_MOD
+    return d - _SEQ_MOD if d >= _SEQ_MOD // 2 else d
+
+
+@dataclass(slots=True)
+class JitterStats:
+    """What the buffer did, for the call's RTP stats."""
+
+    lost: int = 0
+    late: int = 0
+    duplicate: int = 0
+    held: int = 0
+    resyncs: int = 0
+
+
+class JitterBuffer:
+    """Reorders payloads by sequence number; `push` returns what can be played now, in order.
+
+    A `None` in the output stands for one lost packet, so the caller can conceal it.
+    """
+
+    def __init__(self, depth: int = 3) -> None:
+        self.depth = max(1, depth)
+        self.stats = JitterStats()
+        self._expected: int | None = None
+        self._held: dict[int, bytes] = {}
+
+    def push(self, seq: int, payload: bytes) -> list[bytes | None]:
+        """Add one packet; return the payloads (or `None` for a loss) now due, in order."""
+        if self._expected is None:
+            self._expected = seq
+        delta = seq_delta(seq, self._expected)
+        if delta < 0:
+            self.stats.late += 1
+            return []
+        if delta > _RESYNC_GAP:
+            self.stats.resyncs += 1
+            self._held.clear()
+            self._expected = seq
+            delta = 0
+        if seq in self._held:
+            self.stats.duplicate += 1
+            return []
+        if delta > 0:
+            self.stats.held += 1
+        self._held[seq] = payload
+        return self._release()
+
+    def _release(self) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        assert self._expected is not None
+        while self._held:
+            payload = self._held.pop(self._expected, None)
+            if payload is None:
+                if len(self._held) < self.depth:
+                    break
+                self.stats.lost += 1
+                out.append(None)
+            else:
+                out.append(payload)
+            self._expected = (self._expected + 1) % _SEQ_MOD
+        return out
+
+    def flush(self) -> list[bytes | None]:
+        """Everything still held, gaps included (at call end)."""
+        out: list[bytes | None] = []
+        while self._held and self._expected is not None:
+            payload = self._held.pop(self._expected, None)
+            if payload is None:
+                self.stats.lost += 1
+            out.append(payload)
+            self._expected = (self._expected + 1) % _SEQ_MOD
+        return out

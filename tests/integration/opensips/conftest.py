@@ -21,6 +21,10 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from voice_connector.config import Settings
+from voice_connector.config.flavors import FlavorSelector
+from voice_connector.config.schema import FlavorSettings
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from opensips_double import OpenSIPSDouble
@@ -116,6 +120,16 @@ async def double():
     d.close()
 
 
+def selector_for(matches: dict | None) -> FlavorSelector | None:
+    """A flavor selector over a config whose flavors are `matches` (name → regex), in order."""
+    if not matches:
+        return None
+    flavors = {
+        name: FlavorSettings(match=getattr(p, "pattern", p)) for name, p in matches.items()
+    }
+    return FlavorSelector(Settings(flavors=flavors))
+
+
 @pytest.fixture
 async def make_provider(double):
     """Start an OpenSIPSProvider against the double; stopped at teardown."""
@@ -134,7 +148,7 @@ async def make_provider(double):
             resubscribe_interval=overrides.pop("resubscribe_interval", 0.2),
             **overrides,
         )
-        provider = OpenSIPSProvider(settings, flavor_matches=flavor_matches)
+        provider = OpenSIPSProvider(settings, flavors=selector_for(flavor_matches))
         await provider.start(handler or Handlers())
         providers.append(provider)
         await double.wait_for(lambda: provider.readiness()[0])

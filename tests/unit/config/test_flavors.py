@@ -8,7 +8,9 @@ import pytest
 from aiohttp import web
 
 from voice_connector.config import load_settings
-from voice_connector.config.flavors import select_flavor
+from voice_connector.config.flavors import FlavorSelector, select_flavor
+
+seen_queries: list[dict[str, str]] = []
 
 INI = """
 [general]
@@ -31,6 +33,7 @@ def settings(tmp_path: Path, lookup: str = ""):  # type: ignore[no-untyped-def]
 @pytest.fixture
 async def lookup_server():  # type: ignore[no-untyped-def]
     async def handler(request: web.Request) -> web.Response:
+        seen_queries.append(dict(request.query))
         if request.query.get("called") == "42":
             return web.json_response({"flavor": "looked"})
         if request.query.get("called") == "500":
@@ -71,10 +74,17 @@ async def test_lookup_url_comes_first_and_failures_fall_through(
     tmp_path: Path, lookup_server: str
 ) -> None:
     s = settings(tmp_path, lookup_server)
-    assert await select_flavor(s, "42", {"flavor": "vip"}) == "looked"
+    assert await select_flavor(s, "42", {"flavor": "vip"}, caller="alice", call_id="k1") == "looked"
+    assert seen_queries[-1] == {"called": "42", "caller": "alice", "call_id": "k1"}
     assert await select_flavor(s, "500", {"flavor": "vip"}) == "vip"
 
 
 async def test_unreachable_lookup_falls_through(tmp_path: Path) -> None:
     s = settings(tmp_path, "http://127.0.0.1:9/flavor")
     assert await select_flavor(s, "18001") == "sales"
+
+
+async def test_selector_bound_to_settings_is_what_providers_use(tmp_path: Path) -> None:
+    selector = FlavorSelector(settings(tmp_path))
+    assert await selector.select("k", "18005551234", "bob", '{"flavor": "vip"}') == "vip"
+    assert await selector.select("k", "999") == "main"

@@ -1,59 +1,12 @@
-"""Flavor selection order, and the RTP stream's outbound packets driven tick by tick."""
+"""The RTP stream's outbound packets driven tick by tick."""
 
 from __future__ import annotations
 
-import asyncio
-import re
 import struct
-
-from aiohttp import web
 
 from voice_connector.audio.g711 import G711Codec
 from voice_connector.transports.opensips.clock import PacingClock
-from voice_connector.transports.opensips.flavor import FlavorSelector
 from voice_connector.transports.opensips.rtp import RtpStream
-
-MATCHES = {"sales": re.compile(r"^\+?1800"), "support": re.compile(r"^help")}
-
-
-async def test_flavor_regex_then_default_and_extra_params_first():
-    sel = FlavorSelector(MATCHES, "default", known=["vip"])
-    assert await sel.select("c", "18005550000") == "sales"
-    assert await sel.select("c", "help-desk") == "support"
-    assert await sel.select("c", "ai") == "default"
-    assert await sel.select("c", "18005550000", extra_params='{"flavor": "vip"}') == "vip"
-    assert await sel.select("c", "ai", extra_params='{"flavor": "typo"}') == "default"
-    assert await sel.select("c", "ai", extra_params="not json") == "default"
-
-
-async def test_flavor_lookup_url_wins_and_failures_fall_through():
-    seen = []
-
-    async def lookup(request: web.Request) -> web.Response:
-        seen.append(dict(request.query))
-        if request.query["called"] == "down":
-            return web.Response(status=500)
-        if request.query["called"] == "slow":
-            await asyncio.sleep(2)
-        return web.json_response({"flavor": "vip"})
-
-    app = web.Application()
-    app.router.add_get("/flavor", lookup)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        sel = FlavorSelector(
-            MATCHES, "default", f"http://127.0.0.1:{port}/flavor", 0.3, known=["vip"]
-        )
-        assert await sel.select("k1", "18005550000", "alice", '{"flavor": "x"}') == "vip"
-        assert seen[0] == {"called": "18005550000", "caller": "alice", "call_id": "k1"}
-        assert await sel.select("k2", "down") == "default"
-        assert await sel.select("k3", "slow", extra_params='{"flavor": "vip"}') == "vip"
-    finally:
-        await runner.cleanup()
 
 
 class FakeSocket:

@@ -20,7 +20,8 @@ from loguru import logger
 
 from voice_connector.config.loader import Settings
 
-LOOKUP_TIMEOUT_SECS = 1.0
+LOOKUP_TIMEOUT_SECS = 0.5
+"""The lookup is on the call set-up path: a slow one falls through rather than delay the answer."""
 
 
 def flavor_from_params(params: Mapping[str, Any] | str | None) -> str | None:
@@ -46,12 +47,16 @@ def flavor_by_match(settings: Settings, called: str) -> str | None:
     return None
 
 
-async def flavor_from_lookup(url: str, called: str) -> str | None:
-    """Ask the operator's lookup service; any failure falls through to the next rule."""
+async def flavor_from_lookup(
+    url: str, called: str, caller: str = "", call_id: str = ""
+) -> str | None:
+    """Ask the operator's lookup service (GET ?called=&caller=&call_id=, answer {"flavor": NAME});
+    any failure falls through to the next rule."""
+    params = {"called": called, "caller": caller, "call_id": call_id}
     try:
         timeout = aiohttp.ClientTimeout(total=LOOKUP_TIMEOUT_SECS)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(url, params={"called": called}) as response:
+            async with session.get(url, params=params) as response:
                 if response.status != 200:
                     return None
                 data = await response.json(content_type=None)
@@ -62,12 +67,18 @@ async def flavor_from_lookup(url: str, called: str) -> str | None:
 
 
 async def select_flavor(
-    settings: Settings, called: str, params: Mapping[str, Any] | str | None = None
+    settings: Settings,
+    called: str,
+    params: Mapping[str, Any] | str | None = None,
+    *,
+    caller: str = "",
+    call_id: str = "",
 ) -> str:
-    """The flavor name for a call to `called`; unknown names fall back to the default."""
+    """The flavor name for a call to `called`; unknown names fall back to the next rule."""
     candidates = []
     if settings.general.flavor_lookup_url:
-        candidates.append(await flavor_from_lookup(settings.general.flavor_lookup_url, called))
+        url = settings.general.flavor_lookup_url
+        candidates.append(await flavor_from_lookup(url, called, caller, call_id))
     candidates.append(flavor_from_params(params))
     candidates.append(flavor_by_match(settings, called))
     for name in candidates:
@@ -77,3 +88,17 @@ async def select_flavor(
             return name
         logger.warning(f"flavor {name!r} is not configured; trying the next rule")
     return settings.general.default_flavor
+
+
+class FlavorSelector:
+    """Flavor selection bound to one configuration: what a provider holds for its calls."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def select(
+        self, call_id: str, called: str, caller: str = "", extra_params: str | None = None
+    ) -> str:
+        return await select_flavor(
+            self.settings, called, extra_params, caller=caller, call_id=call_id
+        )

@@ -35,6 +35,12 @@ def existing_path(value: Path | None) -> Path | None:
     return value
 
 
+def require_scheme(url: str, schemes: tuple[str, ...], when: str) -> None:
+    """Cross-field rule: a provider's URL must use its protocol (message names the key first)."""
+    if not url.lower().startswith(schemes):
+        raise ValueError(f"url must start with {' or '.join(schemes)} when {when}, got {url!r}")
+
+
 class GeneralSettings(Section):
     log_level: LogLevel = Field("INFO", description="Lowest level logged.")
     log_format: Literal["console", "json"] = Field(
@@ -155,6 +161,9 @@ class OpenSIPSSettings(Section):
         3600, ge=0, description="Subscription lifetime asked of OpenSIPS."
     )
     jitter_buffer_ms: int = Field(60, ge=0, le=500, description="Inbound RTP reorder window.")
+    send_ringing: bool = Field(
+        False, description="Answer each INVITE with 180 Ringing before the 200 OK."
+    )
 
     @field_validator("codecs", mode="before")
     @classmethod
@@ -171,6 +180,25 @@ class OpenSIPSSettings(Section):
         if not 1024 <= low <= high <= 65535:
             raise ValueError("ports must satisfy 1024 <= LOW <= HIGH <= 65535")
         return f"{low}-{high}"
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        """(low, high) of the RTP range, inclusive."""
+        low, high = self.rtp_port_range.split("-")
+        return int(low), int(high)
+
+    @property
+    def advertised_ip(self) -> str:
+        """The address put in our SDP: public_ip, else a concrete rtp_ip, else loopback."""
+        if self.public_ip:
+            return self.public_ip
+        return self.rtp_ip if self.rtp_ip not in ("", "0.0.0.0") else "127.0.0.1"
+
+    @property
+    def event_socket(self) -> str:
+        """Our event socket as OpenSIPS names subscribers (`udp:IP:PORT`)."""
+        ip = self.event_ip if self.event_ip not in ("", "0.0.0.0") else "127.0.0.1"
+        return f"udp:{ip}:{self.event_port}"
 
 
 class STTSettings(Section):
@@ -207,6 +235,12 @@ class STTSettings(Section):
     def _url_when_remote(self) -> STTSettings:
         if self.mode == "remote" and not self.url:
             raise ValueError("url is required when mode = remote")
+        if self.mode == "remote" and self.provider == "vosk":
+            require_scheme(self.url, ("ws://", "wss://"), "provider = vosk and mode = remote")
+        if self.mode == "remote" and self.provider == "faster_whisper":
+            require_scheme(
+                self.url, ("http://", "https://"), "provider = faster_whisper and mode = remote"
+            )
         return self
 
 
@@ -234,6 +268,14 @@ class LLMSettings(Section):
         True,
         description="Offer call-control tools (hang up, transfer) to models that support them.",
     )
+
+    @model_validator(mode="after")
+    def _url_scheme(self) -> LLMSettings:
+        if self.provider == "llama_ws":
+            require_scheme(self.url, ("ws://", "wss://"), "provider = llama_ws")
+        else:
+            require_scheme(self.url, ("http://", "https://"), "provider = ollama")
+        return self
 
 
 class TTSSettings(Section):
@@ -264,6 +306,8 @@ class TTSSettings(Section):
     def _url_when_remote(self) -> TTSSettings:
         if self.mode == "remote" and not self.url:
             raise ValueError("url is required when mode = remote")
+        if self.mode == "remote":
+            require_scheme(self.url, ("ws://", "wss://"), "mode = remote")
         return self
 
 

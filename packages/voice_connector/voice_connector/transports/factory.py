@@ -18,9 +18,10 @@ class TransportFactory:
 
             return TwilioProvider(self.settings)
         if name == "opensips":
-            from voice_connector.transports.opensips.provider import create_provider
+            from voice_connector.config.flavors import FlavorSelector
+            from voice_connector.transports.opensips import OpenSIPSProvider
 
-            return create_provider(self.settings)
+            return OpenSIPSProvider(self.settings.opensips, flavors=FlavorSelector(self.settings))
         raise ValueError(f"unknown transport provider {name!r}")
 
     def create_all(self) -> list[TransportProvider]:

@@ -21,8 +21,8 @@ from typing import Any
 from loguru import logger
 from opensips.event import OpenSIPSEventHandler
 
+from voice_connector.config.schema import OpenSIPSSettings
 from voice_connector.transports.opensips.mi import MIClient, MIError
-from voice_connector.transports.opensips.settings import OpenSIPSSettings
 
 EVENT_NAME = "E_UA_SESSION"
 EVENT_RCVBUF = 4 << 20  # capped by net.core.rmem_max; see docs/opensips.md

@@ -11,12 +11,15 @@ import asyncio
 import re
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from loguru import logger
 from pipecat.transports.base_transport import TransportParams
 
+from voice_connector.config import Settings
+from voice_connector.config.flavors import FlavorSelector
+from voice_connector.config.schema import OpenSIPSSettings
 from voice_connector.transports.base import CallHandler, TransportProvider
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import (
@@ -24,11 +27,9 @@ from voice_connector.transports.opensips.events import (
     SubscriptionWatchdog,
     UaSessionEvent,
 )
-from voice_connector.transports.opensips.flavor import FlavorSelector
 from voice_connector.transports.opensips.mi import MIClient, MIError
 from voice_connector.transports.opensips.ports import PortPool
 from voice_connector.transports.opensips.session import CallSession, SessionDeps
-from voice_connector.transports.opensips.settings import OpenSIPSSettings
 
 _KEY = re.compile(r"^B2B\.\d+\.\d+\.\d+\.\d+$")
 _ENDED_MEMORY = 2048
@@ -44,21 +45,14 @@ class OpenSIPSProvider(TransportProvider):
         self,
         settings: OpenSIPSSettings,
         *,
-        flavor_matches: Mapping[str, re.Pattern[str] | str] | None = None,
-        default_flavor: str = "default",
-        flavor_names: Iterable[str] | None = None,
+        flavors: FlavorSelector | None = None,
         transport_params: Callable[[], TransportParams] | None = None,
     ) -> None:
-        """`flavor_matches`: ordered flavor → `match` regex; `transport_params`: optional factory
+        """`flavors`: picks each call's flavor (default: no flavors configured, always the default);
+        `transport_params`: optional factory
         of Pipecat params per call (defaults: 16 kHz, 20 ms chunks)."""
         self.settings = settings
-        self.flavors = FlavorSelector(
-            flavor_matches,
-            default_flavor,
-            settings.flavor_lookup_url,
-            settings.flavor_lookup_timeout,
-            known=flavor_names,
-        )
+        self.flavors = flavors or FlavorSelector(Settings())
         self._transport_params = transport_params
         self.ports = PortPool(*settings.ports)
         self.clock = PacingClock()

@@ -19,10 +19,13 @@ from loguru import logger
 from pipecat.transports.base_transport import TransportParams
 
 from voice_connector.audio.g711 import G711Codec
+from voice_connector.config.flavors import FlavorSelector
+from voice_connector.config.schema import OpenSIPSSettings
+from voice_connector.telemetry import metrics
+from voice_connector.telemetry.logging import call_context
 from voice_connector.transports.base import CallHandler, CallInfo
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import UaSessionEvent, uri_user
-from voice_connector.transports.opensips.flavor import FlavorSelector
 from voice_connector.transports.opensips.mi import MIClient, MIError
 from voice_connector.transports.opensips.ports import PortPool
 from voice_connector.transports.opensips.rtp import RtpStats, RtpStream
@@ -34,7 +37,6 @@ from voice_connector.transports.opensips.sdp import (
     new_session_id,
     parse_offer,
 )
-from voice_connector.transports.opensips.settings import OpenSIPSSettings
 from voice_connector.transports.opensips.transport import OpenSIPSCallTransport
 
 NEW, ANSWERING, ACTIVE, ENDED = "new", "answering", "active", "ended"
@@ -140,7 +142,11 @@ class CallSession:
         self._events.put_nowait(event)
 
     async def run(self) -> None:
-        """Handle events in order until the call has ended."""
+        """Handle events in order until the call has ended; every line logged names the call."""
+        with call_context(self.key, "-", "opensips"):
+            await self._run()
+
+    async def _run(self) -> None:
         try:
             while self.state != ENDED:
                 event = await self._events.get()
@@ -363,6 +369,7 @@ class CallSession:
             stats = dataclasses.asdict(rtp.stats)
             logger.info(f"[{self.key}] RTP stats {stats}")
             self.final_stats = rtp.stats
+            metrics.record_rtp_stats(rtp.stats)
         if self.port is not None:
             self.deps.ports.release(self.port)
             self.port = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import pathlib
 import resource
 import socket
 import struct
@@ -22,9 +21,6 @@ import sys
 import time
 
 import numpy as np
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration" / "opensips"))
 
 LOUD, QUIET = 0x80, 0xFF  # μ-law bytes: near full scale and silence
 
@@ -90,8 +86,8 @@ async def _peers(conn, socks, dests, seconds: float) -> None:
 async def run_level(n: int, seconds: float, base_port: int) -> dict[str, float]:
     from conftest import Handlers, free_udp_port
     from helpers import answered
-    from opensips_double import OpenSIPSDouble, offer_sdp
 
+    from voice_connector.caller.opensips_double import OpenSIPSDouble, offer_sdp
     from voice_connector.transports.opensips import OpenSIPSProvider, OpenSIPSSettings
 
     double = await OpenSIPSDouble().start()

@@ -27,8 +27,7 @@ from voice_connector.config.schema import FlavorSettings
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from opensips_double import OpenSIPSDouble
-
+from voice_connector.caller.opensips_double import OpenSIPSDouble
 from voice_connector.transports.base import CallTransport
 from voice_connector.transports.opensips import OpenSIPSProvider, OpenSIPSSettings
 

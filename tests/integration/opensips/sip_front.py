@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from opensips_double import OpenSIPSDouble
+from voice_connector.caller.opensips_double import OpenSIPSDouble
 
 
 def _headers(msg: str) -> tuple[str, dict[str, str], str]:
@@ -52,7 +52,7 @@ class SipFront(asyncio.DatagramProtocol):
         if method == "INVITE" and call_id not in self.keys:
             key = self.double.new_key()
             self.keys[call_id] = key
-            from opensips_double import DoubleSession
+            from voice_connector.caller.opensips_double import DoubleSession
 
             self.double.sessions[key] = DoubleSession(key)
             self.double.send("INVITE-NEW", {"key": key, "body": body, "headers": head})

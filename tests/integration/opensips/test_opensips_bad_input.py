@@ -12,8 +12,9 @@ import pytest
 from conftest import Handlers
 from helpers import answered, replies, until
 from loguru import logger
-from opensips_double import offer_sdp
-from rtp_peer import RtpPeer, tone
+
+from voice_connector.caller.opensips_double import offer_sdp
+from voice_connector.caller.rtp_peer import RtpPeer, tone
 
 LOCAL = "127.0.0.1"
 VIDEO_ONLY = (

@@ -7,8 +7,9 @@ import asyncio
 import numpy as np
 from conftest import Handlers, Tone
 from helpers import answer_body, answer_direction, answered, replies, until
-from opensips_double import offer_sdp
-from rtp_peer import RtpPeer, tone
+
+from voice_connector.caller.opensips_double import offer_sdp
+from voice_connector.caller.rtp_peer import RtpPeer, tone
 
 LOCAL = "127.0.0.1"
 
@@ -212,7 +213,7 @@ async def test_opensips_restart_resubscribes_and_readiness_follows(double, make_
 async def test_startup_sweep_cleans_unknown_sessions(double, make_provider):
     stale = double.new_key()
     double.sessions[stale] = type(next(iter([None])) or object)  # placeholder, replaced below
-    from opensips_double import DoubleSession
+    from voice_connector.caller.opensips_double import DoubleSession
 
     double.sessions[stale] = DoubleSession(stale)  # an INVITE nobody answered before we started
     provider = await make_provider()

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from conftest import Handlers
 from helpers import answered, until
-from opensips_double import offer_sdp
-from rtp_peer import RtpPeer, tone
+
+from voice_connector.caller.opensips_double import offer_sdp
+from voice_connector.caller.rtp_peer import RtpPeer, tone
 
 
 @pytest.mark.slow

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import pathlib
 import struct
 
 import pytest
 
+from voice_connector.caller.opensips_double import recorded
 from voice_connector.transports.opensips import rfc4733
 from voice_connector.transports.opensips.events import EventError, parse_event, uri_user
 from voice_connector.transports.opensips.rtp import RtpError, build_rtp, parse_rtp
@@ -17,12 +17,6 @@ from voice_connector.transports.opensips.sdp import (
     negotiate,
     parse_offer,
 )
-
-RECORDED = pathlib.Path(__file__).parents[2] / "integration" / "opensips" / "recorded"
-
-
-def recorded(name: str) -> dict:
-    return json.loads((RECORDED / f"{name}.json").read_text())
 
 
 def datagram(params: dict) -> bytes:

@@ -1,4 +1,7 @@
-"""A test double that stands for OpenSIPS 3.6 (b2b_entities + event_datagram + mi_datagram).
+"""A double that stands for OpenSIPS 3.6 (b2b_entities + event_datagram + mi_datagram).
+
+Used by the tests, the SIP load test (`voice-connector load --transport sip`) and benchmarks:
+OpenSIPS itself cannot run everywhere the connector is developed.
 
 It speaks the same wire protocol as the real thing, from the datagrams recorded off OpenSIPS 3.6.8
 (`recorded/`): E_UA_SESSION notifications are the recorded JSON with the key, SDP body and

@@ -31,6 +31,7 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from voice_connector.config import Settings
+from voice_connector.pipeline.call_control import CallController, prompt_settings
 from voice_connector.services import factory
 from voice_connector.telemetry.call_record import CallRecord, CallRecorder
 from voice_connector.transports.base import CallTransport
@@ -85,15 +86,20 @@ def build_task(
             user_turn_strategies=strategies, user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS
         ),
     )
+    control = CallController(call, settings, context)
+    control.install_tools(services.llm)
     pipeline = Pipeline(
         [
             transport.input(),
             VADProcessor(vad_analyzer=vad),
             services.stt,
             aggregators.user(),
+            control.keeper,
             services.llm,
+            control.filter,
             *services.extra_processors,
             services.tts,
+            control.playback,
             transport.output(),
             aggregators.assistant(),
         ]
@@ -120,7 +126,7 @@ async def run_call(
 ) -> CallRecord:
     """Run one call's pipeline to its end; returns the filled record."""
     info = call.info
-    services = services or create_services(settings, info.call_id)
+    services = services or create_services(prompt_settings(settings), info.call_id)
     task, _context = build_task(call, settings, services, record)
     greeting = settings.llm.greeting.strip()
 

@@ -1,9 +1,11 @@
 """Twilio provider: `POST /twilio/voice` (TwiML) and `WS /twilio/stream` (Media Streams).
 
-The WebSocket handler reads Twilio's `connected` and `start` messages itself (they carry the call
-SID, stream SID and `<Parameter>`s), picks the call's flavor, and only then builds the call's
-transport and hands it to the media node. Junk before `start` is ignored with a warning; a stream
-that never starts is closed after the idle timeout.
+The WebSocket handler authenticates the stream before anything else runs: with `[twilio]
+validate_signatures = true` a wrong `X-Twilio-Signature` on the upgrade is refused at the handshake
+(HTTP 403), and after `start` the call token from the `<Parameter>`s must be valid, unexpired and
+unused (or, without a token, the upgrade signature must have been valid). Only then is the call's
+transport built and handed to the media node. Junk before `start` is ignored with a warning; a
+stream that never starts is closed after the idle timeout.
 """
 
 from __future__ import annotations
@@ -14,55 +16,46 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from loguru import logger
 from starlette.websockets import WebSocketState
-from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from voice_connector.config import Settings
 from voice_connector.config.flavors import select_flavor
 from voice_connector.transports.base import CallHandler, CallInfo, TransportProvider
+from voice_connector.transports.twilio import webhook
 from voice_connector.transports.twilio.messages import WarnOnce, parse_message
+from voice_connector.transports.twilio.security import (
+    SIGNATURE_HEADER,
+    TOKEN_PARAMETER,
+    CallTokens,
+    ReplayGuard,
+    public_url,
+    valid_signature,
+)
 from voice_connector.transports.twilio.transport import TwilioCallTransport
+from voice_connector.transports.twilio.twiml import STREAM_PATH, busy_twiml, stream_url_from_base
 
-STREAM_PATH = "/twilio/stream"
 VOICE_PATH = "/twilio/voice"
 TWILIO_SAMPLE_RATE = 8000
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_POLICY_VIOLATION = 1008
+
+__all__ = ["STREAM_PATH", "VOICE_PATH", "CallRefused", "TwilioProvider", "stream_url"]
 
 
 class CallRefused(Exception):
     """Raised by a call handler that cannot take the call now (at capacity, draining)."""
 
 
-def stream_url(settings: Settings, request: Request) -> str:
-    """The `wss://` URL Twilio connects to: from `[general] public_url`, else the request host."""
+def stream_url(settings: Settings, request: Request | WebSocket) -> str:
+    """The `wss://` stream URL as Twilio sees it: from `[general] public_url`, else the request."""
     if settings.general.public_url:
-        base = settings.general.public_url.rstrip("/")
-        base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        return base + STREAM_PATH
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
-    host = request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc))
-    scheme = "wss" if proto in ("https", "wss") else "ws"
-    return f"{scheme}://{host}{STREAM_PATH}"
-
-
-def connect_twiml(url: str, parameters: dict[str, str]) -> str:
-    """`<Response><Connect><Stream url=...><Parameter .../></Stream></Connect></Response>`."""
-    response = VoiceResponse()
-    connect = Connect()
-    stream = connect.stream(url=url)
-    for name, value in parameters.items():
-        if value:
-            stream.parameter(name=name, value=value)
-    response.append(connect)
-    return str(response)
-
-
-def busy_twiml(text: str) -> str:
-    """A polite refusal: say `text`, hang up."""
-    response = VoiceResponse()
-    response.say(text)
-    response.hangup()
-    return str(response)
+        return stream_url_from_base(settings.general.public_url)
+    return public_url(
+        scheme=request.url.scheme,
+        host=request.url.netloc,
+        path=STREAM_PATH,
+        headers=request.headers,
+        websocket=True,
+    )
 
 
 class TwilioProvider(TransportProvider):
@@ -74,6 +67,9 @@ class TwilioProvider(TransportProvider):
         self.settings = settings
         self._on_call: CallHandler | None = None
         self._accepting = False
+        auth_token = settings.twilio.auth_token.get_secret_value()
+        self._tokens = CallTokens(auth_token) if auth_token else None
+        self._replays = ReplayGuard()
 
     async def start(self, on_call: CallHandler) -> None:
         self._on_call = on_call
@@ -90,15 +86,50 @@ class TwilioProvider(TransportProvider):
 
     async def voice_webhook(self, request: Request) -> Response:
         """Twilio's voice webhook for setups without the Cloud Function: answer with TwiML."""
-        form = await request.form()
-        called = str(form.get("To", ""))
-        flavor = await select_flavor(self.settings, called)
-        if not self._accepting:
-            xml = busy_twiml("Sorry, we cannot take your call right now. Please call again.")
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        url = public_url(
+            scheme=request.url.scheme,
+            host=request.url.netloc,
+            path=request.url.path,
+            query=request.url.query,
+            headers=request.headers,
+        )
+        rejection = webhook.check_request(
+            self.settings, url, form, request.headers.get(SIGNATURE_HEADER), webhook.VOICE_FIELDS
+        )
+        if rejection is not None:
+            logger.warning(f"voice webhook refused: {rejection.reason}")
+            return Response(rejection.reason, status_code=rejection.status)
+        if self._accepting:
+            xml = await webhook.answer(self.settings, form, stream_url(self.settings, request))
         else:
-            params = {"flavor": flavor, "caller": str(form.get("From", "")), "called": called}
-            xml = connect_twiml(stream_url(self.settings, request), params)
+            xml = busy_twiml()
         return Response(content=xml, media_type="application/xml")
+
+    def _upgrade_signature(self, websocket: WebSocket) -> bool | None:
+        """None without `X-Twilio-Signature`; else whether it signs this stream's URL."""
+        signature = websocket.headers.get(SIGNATURE_HEADER)
+        if signature is None:
+            return None
+        token = self.settings.twilio.auth_token.get_secret_value()
+        return valid_signature(token, stream_url(self.settings, websocket), {}, signature)
+
+    def _authenticate(
+        self, call_sid: str, custom: dict[str, Any], upgrade_signed: bool | None
+    ) -> str | None:
+        """None when the started stream may become a call, else why it may not."""
+        token = custom.get(TOKEN_PARAMETER)
+        if token is None:
+            return None if upgrade_signed else "unsigned stream (no call token)"
+        if self._tokens is None or not isinstance(token, str):
+            return "call token not verifiable"
+        params = {key: str(value) for key, value in custom.items()}
+        check = self._tokens.check(token, call_sid, params)
+        if not check.ok:
+            return check.reason
+        if not self._replays.use(check.nonce, check.expires):
+            return "call token already used (replay)"
+        return None
 
     async def _read_start(self, websocket: WebSocket, warn: WarnOnce) -> dict[str, Any] | None:
         """Messages until `start`; None if the stream ends or idles out first."""
@@ -116,11 +147,17 @@ class TwilioProvider(TransportProvider):
 
     async def stream(self, websocket: WebSocket) -> None:
         """One Twilio Media Stream, from `connected` to the end of the call."""
+        validating = self.settings.twilio.validate_signatures
+        upgrade_signed = self._upgrade_signature(websocket) if validating else None
+        if upgrade_signed is False:
+            logger.warning(f"stream refused at the handshake: invalid {SIGNATURE_HEADER}")
+            await websocket.close(code=CLOSE_POLICY_VIOLATION)  # before accept: HTTP 403
+            return
         await websocket.accept()
         warn = WarnOnce("pending")
         try:
             start = await self._read_start(websocket, warn)
-        except (TimeoutError, WebSocketDisconnect):
+        except (TimeoutError, WebSocketDisconnect, RuntimeError):
             start = None
         if start is None:
             await _close(websocket, 1000)
@@ -130,6 +167,13 @@ class TwilioProvider(TransportProvider):
         stream_sid = str(info_msg.get("streamSid") or start.get("streamSid") or "")
         custom = info_msg.get("customParameters")
         custom = custom if isinstance(custom, dict) else {}
+        if validating:
+            problem = self._authenticate(call_sid, custom, upgrade_signed)
+            if problem is not None:
+                logger.warning(f"call {call_sid}: stream refused: {problem}")
+                await _close(websocket, CLOSE_POLICY_VIOLATION)
+                return
+        custom = {k: v for k, v in custom.items() if k != TOKEN_PARAMETER}
         if not stream_sid or self._on_call is None or not self._accepting:
             await _close(websocket, CLOSE_TRY_AGAIN_LATER)
             return

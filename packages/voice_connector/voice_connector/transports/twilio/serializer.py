@@ -1,21 +1,20 @@
 """Pipecat's `TwilioFrameSerializer`, made tolerant of bad input and aware of `mark`.
 
 Pipecat's serializer crashes the receive loop on a non-object message or bad base64 and ignores
-`mark`; this subclass validates first (see `messages`), turns `mark` echoes into playback
-confirmations and leaves everything else (μ-law conversion, `clear` on barge-in, REST hang-up)
-to Pipecat.
+`mark`; this subclass validates first (see `messages`), feeds `mark` echoes and `clear`s to the
+call's `MarkLedger`, notes when the last message arrived (idle timeout), and leaves everything
+else (μ-law conversion, `clear` on barge-in, REST hang-up on EndFrame) to Pipecat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
 
-from pipecat.frames.frames import Frame
+from pipecat.frames.frames import CancelFrame, EndFrame, Frame, InterruptionFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
+from voice_connector.transports.twilio.marks import MarkLedger
 from voice_connector.transports.twilio.messages import WarnOnce, field, media_payload, parse_message
-
-MarkHandler = Callable[[str], Awaitable[None]]
 
 
 class TwilioStreamSerializer(TwilioFrameSerializer):
@@ -29,7 +28,7 @@ class TwilioStreamSerializer(TwilioFrameSerializer):
         account_sid: str = "",
         auth_token: str = "",
         api_base_url: str = "",
-        on_mark: MarkHandler | None = None,
+        marks: MarkLedger | None = None,
     ) -> None:
         hang_up_by_rest = bool(account_sid and auth_token)
         super().__init__(
@@ -41,9 +40,20 @@ class TwilioStreamSerializer(TwilioFrameSerializer):
             params=TwilioFrameSerializer.InputParams(auto_hang_up=hang_up_by_rest),
         )
         self._warn = WarnOnce(call_sid)
-        self._on_mark = on_mark
+        self.marks = marks or MarkLedger(stream_sid)
+        self.last_message_at = time.monotonic()
+        self.hang_up_on_end = hang_up_by_rest
+        """Cleared when the call is no longer ours to end (caller gone, transferred)."""
+
+    async def serialize(self, frame: Frame) -> str | bytes | None:
+        if isinstance(frame, (EndFrame, CancelFrame)) and not self.hang_up_on_end:
+            return None
+        if isinstance(frame, InterruptionFrame):
+            self.marks.cleared()
+        return await super().serialize(frame)
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
+        self.last_message_at = time.monotonic()
         message = parse_message(data, self._warn)
         if message is None:
             return None
@@ -57,8 +67,8 @@ class TwilioStreamSerializer(TwilioFrameSerializer):
                 return None
         elif event == "mark":
             name = field(message, "mark", "name")
-            if name and self._on_mark:
-                await self._on_mark(name)
+            if name:
+                self.marks.echoed(name)
             return None
         else:
             return None

@@ -1,32 +1,35 @@
-"""One Twilio Media Streams call: Pipecat's FastAPI WebSocket transport + call control by REST."""
+"""One Twilio Media Streams call: Pipecat's FastAPI WebSocket transport + call control by REST.
+
+Hang-up waits for the caller to have *heard* the last bot audio (a `mark` echo) before Pipecat's
+serializer ends the call by REST (`Status=completed`); transfer redirects the live call with
+`<Dial>` TwiML; a stream silent for `idle_timeout_seconds` ends the call.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 from fastapi import WebSocket
 from loguru import logger
-from pipecat.frames.frames import EndFrame
+from pipecat.frames.frames import EndFrame, OutputTransportMessageFrame
 from pipecat.pipeline.task import PipelineTask
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
-from twilio.rest import Client
-from twilio.twiml.voice_response import VoiceResponse
 
 from voice_connector.config.schema import TwilioSettings
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.transports.base import CallControlNotSupported, CallInfo, CallTransport
+from voice_connector.transports.twilio.marks import MarkLedger
+from voice_connector.transports.twilio.rest import rest_client
 from voice_connector.transports.twilio.serializer import TwilioStreamSerializer
+from voice_connector.transports.twilio.twiml import dial_twiml
 
-
-def rest_client(settings: TwilioSettings) -> Client:
-    """The Twilio REST client; `api_base_url` points it at a local double in tests."""
-    client = Client(settings.account_sid, settings.auth_token.get_secret_value())
-    if settings.api_base_url:
-        client.api.base_url = settings.api_base_url.rstrip("/")
-    return client
+PLAYOUT_WAIT_SECONDS = 30.0
+"""Longest wait for the final `mark` echo before hanging up anyway (a stuck peer)."""
 
 
 class TwilioCallTransport(CallTransport):
@@ -38,12 +41,14 @@ class TwilioCallTransport(CallTransport):
         super().__init__(info)
         self._settings = settings
         self.stream_sid = stream_sid
+        self.marks = MarkLedger(stream_sid)
         self.serializer = TwilioStreamSerializer(
             stream_sid=stream_sid,
             call_sid=info.call_id,
             account_sid=settings.account_sid,
             auth_token=settings.auth_token.get_secret_value(),
             api_base_url=settings.api_base_url,
+            marks=self.marks,
         )
         self._transport = FastAPIWebsocketTransport(
             websocket=websocket,
@@ -55,10 +60,17 @@ class TwilioCallTransport(CallTransport):
                 session_timeout=None,
             ),
         )
+        self._ending = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def pipecat(self) -> FastAPIWebsocketTransport:
         return self._transport
+
+    def mark_frame(self, text: str) -> OutputTransportMessageFrame:
+        """A `mark` to send right behind `text`'s audio; its echo means the caller heard it."""
+        _name, message = self.marks.issue(text)
+        return OutputTransportMessageFrame(message=message)
 
     def attach(self, task: PipelineTask, record: CallRecord) -> None:
         super().attach(task, record)
@@ -67,26 +79,70 @@ class TwilioCallTransport(CallTransport):
         async def _caller_gone(_transport: object, _websocket: object) -> None:
             if record.outcome == "active":
                 record.outcome = "caller_hangup"
+            self.serializer.hang_up_on_end = False  # Twilio already ended the call
             await task.cancel()
 
+        @task.event_handler("on_pipeline_finished")
+        async def _finished(_task: object, _frame: object) -> None:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+
+        self._watchdog = asyncio.get_running_loop().create_task(self._idle_watchdog())
+
+    async def _idle_watchdog(self) -> None:
+        """End the call when Twilio has sent nothing at all for `idle_timeout_seconds`."""
+        idle = self._settings.idle_timeout_seconds
+        while self.task is not None and not self.task.has_finished():
+            silent_for = time.monotonic() - self.serializer.last_message_at
+            if silent_for >= idle:
+                logger.warning(f"call {self.info.call_id}: no message for {idle:g} s, ending")
+                if self.record is not None and self.record.outcome == "active":
+                    self.record.outcome = "idle_timeout"
+                await self.task.cancel()
+                return
+            await asyncio.sleep(idle - silent_for)
+
     async def hangup(self, reason: str = "normal") -> None:
-        """End after queued bot audio: EndFrame flows behind it; the serializer ends the call."""
+        """End the call once the bot audio queued so far has been heard.
+
+        A `mark` queued behind that audio comes back when Twilio has played it; then an EndFrame
+        makes Pipecat's serializer update the call to `Status=completed` by REST (or, without REST
+        credentials, just close the stream, which ends a `<Connect>` call).
+        """
+        if self._ending or self.task is None:
+            return
+        self._ending = True
         if self.record is not None and self.record.outcome == "active":
             self.record.outcome = f"bot_hangup:{reason}"
-        if self.task is not None:
-            await self.task.queue_frame(EndFrame())
+        await self._wait_heard()
+        await self.task.queue_frame(EndFrame())
+
+    async def _wait_heard(self) -> None:
+        """Until the caller has heard everything queued so far (bounded by a timeout)."""
+        if self.task is None:
+            return
+        frame = self.mark_frame("")
+        frame.interruptible = False  # a barge-in must not lose the final mark
+        await self.task.queue_frame(frame)
+        if not await self.marks.wait_played(PLAYOUT_WAIT_SECONDS):
+            logger.warning(f"call {self.info.call_id}: last audio not confirmed played")
 
     async def transfer(self, target: str) -> None:
-        """Redirect the live call to `<Dial>target</Dial>` through the REST API."""
+        """Redirect the live call to `<Dial>target</Dial>` through the REST API and leave it."""
         if not (self._settings.account_sid and self._settings.auth_token.get_secret_value()):
             raise CallControlNotSupported("transfer needs [twilio] account_sid and auth_token")
-        twiml = VoiceResponse()
-        twiml.dial(target)
+        if self._ending:
+            return
+        self._ending = True
+        await self._wait_heard()
         client = rest_client(self._settings)
         call_sid = self.info.call_id
-        await asyncio.to_thread(lambda: client.calls(call_sid).update(twiml=str(twiml)))
+        twiml = dial_twiml(target)
+        await asyncio.to_thread(lambda: client.calls(call_sid).update(twiml=twiml))
         logger.info(f"call {call_sid}: transferred to {target}")
         if self.record is not None:
             self.record.outcome = "transferred"
+        self.serializer.hang_up_on_end = False  # the call goes on, without us
         if self.task is not None:
-            await self.task.cancel()
+            with contextlib.suppress(Exception):
+                await self.task.cancel()

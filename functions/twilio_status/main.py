@@ -1,0 +1,59 @@
+"""Cloud Function `twilio_status`: Twilio's call status callback, logged as the call's lifecycle.
+
+Each callback (initiated, ringing, answered/in-progress, completed, busy, failed, no-answer) is one
+structured log line labelled with the call SID, so the call's whole story (webhook, media node,
+status) is one Cloud Logging query on `labels.call_id`. Signature-checked like the voice webhook.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+from flask import Request, Response
+from loguru import logger
+
+from voice_connector.config import ConfigError, load_settings
+from voice_connector.transports.twilio import cloud, webhook
+from voice_connector.transports.twilio.security import SIGNATURE_HEADER
+
+LOGGED_FIELDS = {
+    "CallStatus": "status",
+    "Direction": "direction",
+    "From": "caller",
+    "To": "called",
+    "CallDuration": "duration_seconds",
+    "SequenceNumber": "sequence",
+    "Timestamp": "timestamp",
+    "SipResponseCode": "sip_response_code",
+    "ErrorCode": "error_code",
+}
+"""Status callback fields kept in the log entry (no signature, no account data)."""
+
+
+@functions_framework.http
+def twilio_status(request: Request) -> Response:
+    """POST form from Twilio → 204 after logging; 403 forged, 400 incomplete."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        logger.error(f"twilio_status: configuration invalid: {exc}")
+        return Response("configuration invalid", status=500, mimetype="text/plain")
+    cloud.init_logging(settings)
+    cloud.limit_body(request)
+    if request.method != "POST":
+        return Response("POST only", status=405, mimetype="text/plain")
+    form = request.form.to_dict()
+    rejection = webhook.check_request(
+        settings,
+        cloud.webhook_url(request),
+        form,
+        request.headers.get(SIGNATURE_HEADER),
+        webhook.STATUS_FIELDS,
+    )
+    if rejection is not None:
+        logger.warning(f"status callback refused: {rejection.reason}")
+        return Response(rejection.reason, status=rejection.status, mimetype="text/plain")
+    fields = {name: form[key] for key, name in LOGGED_FIELDS.items() if form.get(key)}
+    logger.bind(call_id=form["CallSid"], **fields).info(
+        f"call {form['CallSid']} {form['CallStatus']}"
+    )
+    return Response(status=204)

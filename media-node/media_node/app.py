@@ -87,9 +87,7 @@ def create_app(settings: Settings, services_override: object | None = None) -> F
     async def drain(grace_seconds: float) -> bool:
         """SIGTERM (see lifecycle): refuse new calls on every provider, let active ones finish."""
         for provider in providers:
-            refuse = getattr(provider, "refuse_new_calls", None)
-            if refuse is not None:
-                refuse()
+            provider.refuse_new_calls()
         return await registry.drain(grace_seconds)
 
     app.state.drain = drain

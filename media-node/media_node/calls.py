@@ -13,8 +13,7 @@ from voice_connector.pipeline.builder import CallServices, run_call
 from voice_connector.telemetry import metrics
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.telemetry.logging import call_context
-from voice_connector.transports.base import CallTransport
-from voice_connector.transports.twilio.provider import CallRefused
+from voice_connector.transports.base import CallRefused, CallTransport
 
 RECENT_CALLS = 200
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
-from voice_connector.caller.twilio_caller import CallerOptions, CallResult, SimulatedTwilioCall
 from voice_connector.transports.twilio.security import CallTokens
 
 
@@ -71,35 +67,3 @@ async def open_stream(
                 outcome.got_media |= json.loads(message.data).get("event") == "media"
             outcome.close_code = ws.close_code
     return outcome
-
-
-class HangUpTolerantCall(SimulatedTwilioCall):
-    """The simulated caller, tolerating the node hanging up while it still sends audio.
-
-    (The stock caller writes to the socket the node is closing, and raises.)
-    """
-
-    async def _until_closed(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        for _ in range(500):  # the node hung up: let the close handshake finish
-            if ws.closed:
-                return
-            await asyncio.sleep(0.01)
-
-    async def _silence_until(
-        self, ws: aiohttp.ClientWebSocketResponse, done: Any, limit: float
-    ) -> None:
-        try:
-            await super()._silence_until(ws, done, limit)
-        except aiohttp.ClientConnectionResetError:
-            await self._until_closed(ws)
-
-    async def _send_realtime(self, ws: aiohttp.ClientWebSocketResponse, audio: bytes) -> float:
-        try:
-            return await super()._send_realtime(ws, audio)
-        except aiohttp.ClientConnectionResetError:
-            await self._until_closed(ws)
-            return time.monotonic()
-
-
-async def place_call_until_hung_up(options: CallerOptions) -> CallResult:
-    return await HangUpTolerantCall(options).run()

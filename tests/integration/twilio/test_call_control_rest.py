@@ -15,9 +15,8 @@ import pytest
 
 from tests.conftest import node_settings
 from tests.integration.twilio.conftest import ACCOUNT_SID, AUTH_TOKEN
-from tests.integration.twilio.stream_client import place_call_until_hung_up as place_call
 from tests.support.fakes import FakeLLM, FakeSTT, ToneTTS
-from voice_connector.caller.twilio_caller import CallerOptions
+from voice_connector.caller.twilio_caller import CallerOptions, place_call
 from voice_connector.pipeline.builder import CallServices
 from voice_connector.pipeline.call_control import GOODBYE_AT_LIMIT
 

@@ -258,8 +258,22 @@ class SimulatedTwilioCall:
         self.result.marks_echoed.append(name)
         await ws.send_str(self._message("mark", mark={"name": name}))
 
+    async def _until_closed(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """The node hung up while we were talking: let the close handshake finish."""
+        for _ in range(500):
+            if ws.closed:
+                return
+            await asyncio.sleep(0.01)
+
     async def _send_realtime(self, ws: aiohttp.ClientWebSocketResponse, audio: bytes) -> float:
-        """Stream `audio` (then nothing) in 20 ms chunks on a monotonic schedule."""
+        """Stream `audio` in 20 ms chunks on a monotonic schedule; stops if the node hangs up."""
+        try:
+            return await self._stream_chunks(ws, audio)
+        except aiohttp.ClientConnectionResetError:
+            await self._until_closed(ws)
+            return time.monotonic()
+
+    async def _stream_chunks(self, ws: aiohttp.ClientWebSocketResponse, audio: bytes) -> float:
         next_at = time.monotonic()
         last = next_at
         for offset in range(0, len(audio), CHUNK_BYTES):
@@ -280,7 +294,15 @@ class SimulatedTwilioCall:
     async def _silence_until(
         self, ws: aiohttp.ClientWebSocketResponse, done: Any, limit: float
     ) -> None:
-        """Keep the line open with silence until `done()` or `limit` seconds pass."""
+        """Keep the line open with silence until `done()`, `limit` seconds, or the node hangs up."""
+        try:
+            await self._stream_silence(ws, done, limit)
+        except aiohttp.ClientConnectionResetError:
+            await self._until_closed(ws)
+
+    async def _stream_silence(
+        self, ws: aiohttp.ClientWebSocketResponse, done: Any, limit: float
+    ) -> None:
         next_at = time.monotonic()
         deadline = next_at + limit
         while time.monotonic() < deadline and not ws.closed and not done():

@@ -18,6 +18,14 @@ from pipecat.transports.base_transport import BaseTransport
 from voice_connector.telemetry.call_record import CallRecord
 
 
+class CallRefused(Exception):
+    """Raised by the call handler when the node cannot take a call now (full, draining).
+
+    Providers turn it into their protocol's polite refusal: Twilio streams close with 1013,
+    SIP INVITEs get 503 Service Unavailable (then terminate).
+    """
+
+
 class CallControlNotSupported(RuntimeError):
     """The provider cannot do this (e.g. DTMF out on a transport without it)."""
 
@@ -91,6 +99,10 @@ class TransportProvider(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop accepting calls and release sockets and ports."""
+
+    @abstractmethod
+    def refuse_new_calls(self) -> None:
+        """Draining: answer new calls with a refusal while active calls finish."""
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, why) for `/readyz`: false while, e.g., the OpenSIPS subscription is lost."""

@@ -23,7 +23,7 @@ from voice_connector.config.flavors import FlavorSelector
 from voice_connector.config.schema import OpenSIPSSettings
 from voice_connector.telemetry import metrics
 from voice_connector.telemetry.logging import call_context
-from voice_connector.transports.base import CallHandler, CallInfo
+from voice_connector.transports.base import CallHandler, CallInfo, CallRefused
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import UaSessionEvent, uri_user
 from voice_connector.transports.opensips.mi import MIClient, MIError
@@ -276,6 +276,8 @@ class CallSession:
         assert self.call is not None
         try:
             await self.deps.on_call(self.call)
+        except CallRefused as exc:  # full or draining: the node hangs up at once
+            logger.warning(f"[{self.key}] call refused by the node: {exc}")
         except Exception:
             logger.exception(f"[{self.key}] call handler failed")
         finally:

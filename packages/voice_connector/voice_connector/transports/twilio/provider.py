@@ -19,7 +19,12 @@ from starlette.websockets import WebSocketState
 
 from voice_connector.config import Settings
 from voice_connector.config.flavors import select_flavor
-from voice_connector.transports.base import CallHandler, CallInfo, TransportProvider
+from voice_connector.transports.base import (
+    CallHandler,
+    CallInfo,
+    CallRefused,
+    TransportProvider,
+)
 from voice_connector.transports.twilio import webhook
 from voice_connector.transports.twilio.messages import WarnOnce, parse_message
 from voice_connector.transports.twilio.security import (
@@ -38,11 +43,7 @@ TWILIO_SAMPLE_RATE = 8000
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_POLICY_VIOLATION = 1008
 
-__all__ = ["STREAM_PATH", "VOICE_PATH", "CallRefused", "TwilioProvider", "stream_url"]
-
-
-class CallRefused(Exception):
-    """Raised by a call handler that cannot take the call now (at capacity, draining)."""
+__all__ = ["STREAM_PATH", "VOICE_PATH", "TwilioProvider", "stream_url"]
 
 
 def stream_url(settings: Settings, request: Request | WebSocket) -> str:
@@ -76,6 +77,10 @@ class TwilioProvider(TransportProvider):
         self._accepting = True
 
     async def stop(self) -> None:
+        self._accepting = False
+
+    def refuse_new_calls(self) -> None:
+        """Draining: the webhook answers "busy" TwiML and new streams close with 1013."""
         self._accepting = False
 
     def routers(self) -> list[Any]:

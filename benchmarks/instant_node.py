@@ -8,6 +8,7 @@ pacing; the fakes answer in microseconds, so what is measured is the connector's
 from __future__ import annotations
 
 import argparse
+import os
 
 import uvicorn
 
@@ -23,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings(
         "cfg/voice-connector.ini",
-        env={"VC_LLM_GREETING": "Hi.", "VC_GENERAL_MAX_CALLS": "1000"},
+        env={"VC_LLM_GREETING": "Hi.", "VC_GENERAL_MAX_CALLS": "1000", **os.environ},
     )
     setup_logging("WARNING")
     app = create_app(settings, services_override=lambda s, info: fake_services("Fine, thanks."))

@@ -66,7 +66,7 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _load_test(args: argparse.Namespace) -> int:
-    from voice_connector.loadtest.twilio_load import LoadOptions, UnsafeTarget, run_load
+    from voice_connector.loadtest.runner import LoadOptions, UnsafeTarget, run_load
 
     if args.transport != "twilio":
         from voice_connector.loadtest.sip_load import run_sip_load
@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--concurrency", type=int, default=5, help="calls at once, at most")
     load.add_argument("--transport", choices=["twilio", "sip"], default="twilio")
     load.add_argument("--duration", type=float, default=120.0, help="no new call after this (s)")
-    load.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream")
+    load.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream", help="Twilio stream")
+    load.add_argument("--node", default="http://127.0.0.1:8080", help="SIP: the node's HTTP URL")
+    load.add_argument("--mi-port", type=int, default=8080, help="SIP: [opensips] mi_port")
     load.add_argument("--audio", required=True, help="WAV the callers say")
     load.set_defaults(func=_load_test)
     return parser

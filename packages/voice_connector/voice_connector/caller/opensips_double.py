@@ -92,7 +92,8 @@ class OpenSIPSDouble:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> OpenSIPSDouble:
+    async def start(self, mi_port: int = 0) -> OpenSIPSDouble:
+        """Listen for MI on `mi_port` (0: any free port; see `self.mi_port`)."""
         loop = asyncio.get_running_loop()
         double = self
 
@@ -105,7 +106,9 @@ class OpenSIPSDouble:
                 if reply is not None:
                     self.transport.sendto(json.dumps(reply).encode(), addr)
 
-        self._mi_transport, _ = await loop.create_datagram_endpoint(_MI, local_addr=(self.ip, 0))
+        self._mi_transport, _ = await loop.create_datagram_endpoint(
+            _MI, local_addr=(self.ip, mi_port)
+        )
         self.mi_port = self._mi_transport.get_extra_info("sockname")[1]
         self._event_transport, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=(self.ip, 0)

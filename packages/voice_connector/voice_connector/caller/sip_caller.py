@@ -67,6 +67,11 @@ class SipCallResult:
     def ok(self) -> bool:
         return self.answered and not self.error and self.loud_packets > 0
 
+    @property
+    def media_arrivals(self) -> list[tuple[float, float]]:
+        """(arrival, seconds of audio) per received packet: every RTP packet is 20 ms."""
+        return [(t, CHUNK_SECS) for t in self.arrivals]
+
 
 class SimulatedSipCall:
     """One SIP call through the double; `run()` places it and returns what happened."""

@@ -81,7 +81,17 @@ class TransportSettings(Section):
         "Without a [transport] section the node is OpenSIPS-only, as before.",
     )
     vad_stop_secs: float = Field(
-        0.5, gt=0, le=3, description="Silence after speech that ends the caller's utterance."
+        0.2,
+        gt=0,
+        le=3,
+        description="Silence that closes a speech segment; the segment is transcribed at once.",
+    )
+    user_speech_timeout_secs: float = Field(
+        0.5,
+        ge=0,
+        le=5,
+        description="Further silence before the caller's turn ends and the bot answers (speech "
+        "resuming within it continues the turn).",
     )
     vad_confidence: float = Field(
         0.7, gt=0, le=1, description="Silero VAD speech confidence threshold."

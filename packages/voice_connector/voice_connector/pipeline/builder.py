@@ -37,8 +37,6 @@ from voice_connector.telemetry.call_record import CallRecord, CallRecorder
 from voice_connector.transports.base import CallTransport
 
 PIPELINE_SAMPLE_RATE = 16000
-USER_SPEECH_TIMEOUT_SECS = 0.2
-"""Extra wait after the VAD's stop before the turn ends (the VAD already waited stop_secs)."""
 USER_TURN_STOP_TIMEOUT_SECS = 15.0
 """Longest wait for a transcript after speech ends. Pipecat's 5 s default drops the caller's words
 when the STT is slow (a busy CPU node): a late answer beats a lost one."""
@@ -78,7 +76,11 @@ def build_task(
         start=[
             VADUserTurnStartStrategy(enable_interruptions=settings.transport.allow_interruptions)
         ],
-        stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=USER_SPEECH_TIMEOUT_SECS)],
+        stop=[
+            SpeechTimeoutUserTurnStopStrategy(
+                user_speech_timeout=settings.transport.user_speech_timeout_secs
+            )
+        ],
     )
     aggregators = LLMContextAggregatorPair(
         context,

@@ -1,8 +1,8 @@
-"""Load a running media node with simulated Twilio calls, bounded in count and time.
+"""Load a running media node with simulated calls, bounded in count and time.
 
-Every call is a full `SimulatedTwilioCall` (real-time 20 ms media, marks, clear), so the node
-does exactly the work of real calls. Only loopback targets are accepted: a load test never
-leaves this machine.
+Every call is a full simulated call (Twilio: real-time 20 ms media, marks, clear; SIP: the
+OpenSIPS double's signalling and real RTP), so the node does exactly the work of real calls.
+Only loopback targets are accepted: a load test never leaves this machine.
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ import asyncio
 import ipaddress
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import aiohttp
 
-from voice_connector.caller.twilio_caller import CallerOptions, CallResult, SimulatedTwilioCall
+from voice_connector.caller.twilio_caller import CallerOptions, SimulatedTwilioCall
 
 BURST_GAP_SECS = 0.2
 """Arrivals further apart than this belong to different bot utterances."""
@@ -42,9 +44,14 @@ def require_loopback(url: str) -> None:
     raise UnsafeTarget(f"load tests only target loopback addresses, not {host!r}")
 
 
+class SimulatedCall(Protocol):
+    async def run(self) -> Any: ...
+
+
 @dataclass
 class LoadOptions:
     url: str
+    """Twilio: the stream URL; SIP: the node's HTTP base URL (for call records and /metrics)."""
     audio: Path
     calls: int = 10
     concurrency: int = 5
@@ -61,7 +68,8 @@ class NodeSample:
 @dataclass
 class LoadReport:
     options: LoadOptions
-    results: list[CallResult] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    """CallResult / SipCallResult: `.ok`, `.turns`, `.media_arrivals`."""
     wall_seconds: float = 0.0
     peak_concurrency: int = 0
     before: NodeSample = field(default_factory=NodeSample)
@@ -69,7 +77,7 @@ class LoadReport:
     peak_rss_bytes: float = 0.0
 
     @property
-    def completed(self) -> list[CallResult]:
+    def completed(self) -> list[Any]:
         return [r for r in self.results if r.ok and r.turns and r.turns[0].first_bot_audio_at]
 
     def voice_to_voice_ms(self) -> list[float]:
@@ -86,11 +94,7 @@ class LoadReport:
         gaps_heard = checked = 0
         for result in self.results:
             arrivals = result.media_arrivals
-            gaps = [
-                t1 - t0
-                for (t0, _), (t1, _) in pairwise(arrivals)
-                if t1 - t0 <= BURST_GAP_SECS
-            ]
+            gaps = [t1 - t0 for (t0, _), (t1, _) in pairwise(arrivals) if t1 - t0 <= BURST_GAP_SECS]
             if gaps:
                 median = sorted(gaps)[len(gaps) // 2]
                 jitter += [abs(gap - median) * 1000 for gap in gaps]
@@ -153,11 +157,21 @@ async def sample_node(session: aiohttp.ClientSession, metrics_url: str) -> NodeS
     )
 
 
-async def run_load(options: LoadOptions) -> LoadReport:
+def twilio_call(options: LoadOptions) -> SimulatedCall:
+    return SimulatedTwilioCall(
+        CallerOptions(audio=[options.audio], url=options.url, answer_timeout=options.answer_timeout)
+    )
+
+
+async def run_load(
+    options: LoadOptions, new_call: Callable[[LoadOptions], SimulatedCall] = twilio_call
+) -> LoadReport:
     """Place `calls` calls, at most `concurrency` at once, none started after `duration`."""
     require_loopback(options.url)
     parsed = urlparse(options.url)
-    metrics_url = f"{'https' if parsed.scheme == 'wss' else 'http'}://{parsed.netloc}/metrics"
+    metrics_url = (
+        f"{'https' if parsed.scheme in ('wss', 'https') else 'http'}://{parsed.netloc}/metrics"
+    )
     report = LoadReport(options)
     gate = asyncio.Semaphore(options.concurrency)
     active = 0
@@ -170,16 +184,8 @@ async def run_load(options: LoadOptions) -> LoadReport:
                 return
             active += 1
             report.peak_concurrency = max(report.peak_concurrency, active)
-            call = SimulatedTwilioCall(
-                CallerOptions(
-                    audio=[options.audio],
-                    url=options.url,
-                    answer_timeout=options.answer_timeout,
-                    wait_for_greeting=True,
-                )
-            )
             try:
-                report.results.append(await call.run())
+                report.results.append(await new_call(options).run())
             finally:
                 active -= 1
 

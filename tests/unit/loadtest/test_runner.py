@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from voice_connector.caller.twilio_caller import CallResult
-from voice_connector.loadtest.twilio_load import (
+from voice_connector.loadtest.runner import (
     LoadOptions,
     LoadReport,
     UnsafeTarget,

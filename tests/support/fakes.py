@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import numpy as np
 from pipecat.frames.frames import (
     Frame,
+    InputAudioRawFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -38,6 +39,8 @@ class FakeSTT(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            return  # like a real STT with audio passthrough off
         await self.push_frame(frame, direction)
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             transcript = TranscriptionFrame(self.text, "caller", time_now_iso8601())

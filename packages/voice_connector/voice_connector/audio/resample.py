@@ -10,6 +10,7 @@ flat to 3.4 kHz (all G.711 carries), and it costs a few microseconds per 20 ms c
 from __future__ import annotations
 
 import numpy as np
+from pipecat.audio.resamplers.base_audio_resampler import BaseAudioResampler
 
 DEFAULT_TAPS = 32
 
@@ -72,3 +73,32 @@ class Downsampler2x:
         """Forget the filter state (after a barge-in the old tail must not leak into new audio)."""
         self._history[:] = 0
         self._phase = 0
+
+
+class LowLatencyResampler(BaseAudioResampler):
+    """Pipecat resampler interface over the 2:1 FIR filters, for one stream direction.
+
+    Pipecat's serializers hold one stream resampler per direction; this one swaps soxr VHQ's
+    ~50 ms hold-back for ~1 ms on the 8 kHz ↔ 16 kHz steps telephony needs, and falls back to
+    Pipecat's own for any other pair of rates.
+    """
+
+    def __init__(self) -> None:
+        self._up: Upsampler2x | None = None
+        self._down: Downsampler2x | None = None
+        self._other: BaseAudioResampler | None = None
+
+    async def resample(self, audio: bytes, in_rate: int, out_rate: int) -> bytes:
+        if in_rate == out_rate:
+            return audio
+        if (in_rate, out_rate) == (8000, 16000):
+            self._up = self._up or Upsampler2x()
+            return self._up.process(audio)
+        if (in_rate, out_rate) == (16000, 8000):
+            self._down = self._down or Downsampler2x()
+            return self._down.process_array(audio).tobytes()
+        if self._other is None:
+            from pipecat.audio.utils import create_stream_resampler
+
+            self._other = create_stream_resampler()
+        return await self._other.resample(audio, in_rate, out_rate)

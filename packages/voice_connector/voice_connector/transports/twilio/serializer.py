@@ -13,6 +13,7 @@ import time
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, InterruptionFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
+from voice_connector.audio.resample import LowLatencyResampler
 from voice_connector.transports.twilio.marks import MarkLedger
 from voice_connector.transports.twilio.messages import WarnOnce, field, media_payload, parse_message
 
@@ -39,6 +40,9 @@ class TwilioStreamSerializer(TwilioFrameSerializer):
             base_url=api_base_url or None,
             params=TwilioFrameSerializer.InputParams(auto_hang_up=hang_up_by_rest),
         )
+        # ~1 ms instead of soxr VHQ's ~50 ms per direction, and no bursts (audio/resample.py).
+        self._input_resampler = LowLatencyResampler()
+        self._output_resampler = LowLatencyResampler()
         self._warn = WarnOnce(call_sid)
         self.marks = marks or MarkLedger(stream_sid)
         self.last_message_at = time.monotonic()

@@ -24,6 +24,7 @@ from voice_connector.config.schema import TwilioSettings
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.transports.base import CallControlNotSupported, CallInfo, CallTransport
 from voice_connector.transports.twilio.marks import MarkLedger
+from voice_connector.transports.twilio.pacing import LeadPacedTransport
 from voice_connector.transports.twilio.rest import rest_client
 from voice_connector.transports.twilio.serializer import TwilioStreamSerializer
 from voice_connector.transports.twilio.twiml import dial_twiml
@@ -50,7 +51,7 @@ class TwilioCallTransport(CallTransport):
             api_base_url=settings.api_base_url,
             marks=self.marks,
         )
-        self._transport = FastAPIWebsocketTransport(
+        self._transport = LeadPacedTransport(
             websocket=websocket,
             params=FastAPIWebsocketParams(
                 audio_in_enabled=True,
@@ -58,6 +59,9 @@ class TwilioCallTransport(CallTransport):
                 add_wav_header=False,
                 serializer=self.serializer,
                 session_timeout=None,
+                # 20 ms media messages, as Twilio sends them: on barge-in at most 20 ms of
+                # audio is in flight ahead of the `clear`.
+                audio_out_10ms_chunks=2,
             ),
         )
         self._ending = False

@@ -1,8 +1,10 @@
 """Provider selection: build the STT, LLM and TTS services one call runs with.
 
 `[stt] provider/mode`, `[llm] provider`, `[tts] provider/mode` (after the call's flavor overrides)
-choose the implementation. Heavy models are shared per process (`shared_models`), so building
-services per call is cheap; `preload` warms them at start-up.
+choose the implementation; every combination of STT {faster_whisper, vosk} x {local, remote},
+LLM {ollama, llama_ws} and TTS piper {local, remote} is valid. Settings are validated (URL schemes
+included) when the config loads, so building here cannot fail on them. Heavy models are shared per
+process (`shared_models`), so building services per call is cheap; `preload` warms them at start-up.
 """
 
 from __future__ import annotations
@@ -15,10 +17,6 @@ from pipecat.services.tts_service import TTSService
 
 from voice_connector import models
 from voice_connector.config import Settings
-
-
-class ProviderNotAvailable(RuntimeError):
-    """The configured provider cannot be built here (e.g. a slim install without local models)."""
 
 
 def whisper_path(settings: Settings) -> Path:
@@ -48,8 +46,18 @@ def create_stt(settings: Settings, call_id: str = "") -> STTService:
             compute_type=stt.compute_type,
             beam_size=stt.beam_size,
         )
-    raise ProviderNotAvailable(
-        f"[stt] provider = {stt.provider}, mode = {stt.mode} is not built yet"
+    if stt.provider == "faster_whisper":
+        from voice_connector.services.stt.whisper_remote import RemoteWhisperSTTService
+
+        return RemoteWhisperSTTService(url=stt.url, language=stt.language, call_id=call_id)
+    if stt.mode == "local":
+        from voice_connector.services.stt.vosk import VoskSTTService
+
+        return VoskSTTService(model_path=vosk_path(settings), language=stt.language)
+    from voice_connector.services.stt.vosk import RemoteVoskSTTService
+
+    return RemoteVoskSTTService(
+        url=stt.url, language=stt.language, server_sample_rate=stt.sample_rate, call_id=call_id
     )
 
 
@@ -68,7 +76,15 @@ def create_llm(settings: Settings, call_id: str = "") -> LLMService:
             keep_alive=llm.keep_alive,
             headers={"X-Call-Id": call_id} if call_id else None,
         )
-    raise ProviderNotAvailable(f"[llm] provider = {llm.provider} is not built yet")
+    from voice_connector.services.llm.llama_ws import LlamaWSLLMService
+
+    return LlamaWSLLMService(
+        url=llm.url,
+        system_prompt=llm.system_prompt,
+        temperature=llm.temperature,
+        max_tokens=llm.max_tokens,
+        call_id=call_id,
+    )
 
 
 def create_tts(settings: Settings, call_id: str = "") -> TTSService:
@@ -79,9 +95,9 @@ def create_tts(settings: Settings, call_id: str = "") -> TTSService:
 
         voice, config = piper_paths(settings)
         return LocalPiperTTSService(voice_path=voice, config_path=config)
-    raise ProviderNotAvailable(
-        f"[tts] provider = {tts.provider}, mode = {tts.mode} is not built yet"
-    )
+    from voice_connector.services.tts.piper_ws import RemotePiperTTSService
+
+    return RemotePiperTTSService(url=tts.url, voice=tts.voice, call_id=call_id)
 
 
 def preload(settings: Settings) -> None:

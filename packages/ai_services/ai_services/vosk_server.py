@@ -20,7 +20,6 @@ HTTP: `GET /healthz`, `GET /readyz` (503 until the model is loaded), `GET /metri
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -42,6 +41,7 @@ from ai_services.common import (
     serve,
     set_call_id,
 )
+from voice_connector.models import with_dither
 
 log = logging.getLogger("ai_services.vosk")
 EOF_MESSAGE = '{"eof" : 1}'
@@ -57,32 +57,6 @@ class Settings:
     max_queue: int = 32
     max_frame_bytes: int = 1 << 20
     dither: float | None = 0.0  # None: as the model's mfcc.conf says (Kaldi default 1.0, random)
-
-
-def with_dither(model_dir: Path, dither: float) -> Path:
-    """A view of `model_dir` whose MFCC config sets Kaldi's `--dither` (0 = reproducible).
-
-    Kaldi adds random dither noise to the features by default, so the same audio can give
-    different words from one session to the next; reproducible transcripts help debugging and
-    tests. The view lives in the model cache: symlinks, plus a copied `conf/` with the option.
-    """
-    from voice_connector.models import cache_dir
-
-    view = cache_dir() / f"vosk-{model_dir.parent.name}-{model_dir.name}-dither{dither:g}"
-    conf = view / "conf"
-    conf.mkdir(parents=True, exist_ok=True)
-    for item in model_dir.iterdir():
-        link = view / item.name
-        if item.name != "conf" and not link.exists():
-            with contextlib.suppress(FileExistsError):  # another process made it first
-                link.symlink_to(item.resolve())
-    for item in (model_dir / "conf").iterdir():
-        text = item.read_text()
-        if item.name == "mfcc.conf":
-            lines = [ln for ln in text.splitlines() if not ln.startswith("--dither")]
-            text = "\n".join([*lines, f"--dither={dither:g}", ""])
-        (conf / item.name).write_text(text)
-    return view
 
 
 @dataclass

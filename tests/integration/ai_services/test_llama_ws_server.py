@@ -22,8 +22,8 @@ async def ask(ws, request: dict) -> list[dict]:
             return replies
 
 
-async def test_messages_request_streams_chunks_then_done(llama_ws):
-    async with websockets.connect(f"{llama_ws.ws}/") as ws:
+async def test_messages_request_streams_chunks_then_done(llama_ws_server):
+    async with websockets.connect(f"{llama_ws_server.ws}/") as ws:
         replies = await ask(
             ws,
             {
@@ -39,8 +39,8 @@ async def test_messages_request_streams_chunks_then_done(llama_ws):
     assert "".join(r["chunk"] for r in chunks).strip()
 
 
-async def test_legacy_prompt_and_rag_context(llama_ws):
-    async with websockets.connect(f"{llama_ws.ws}/") as ws:
+async def test_legacy_prompt_and_rag_context(llama_ws_server):
+    async with websockets.connect(f"{llama_ws_server.ws}/") as ws:
         replies = await ask(
             ws,
             {
@@ -55,15 +55,15 @@ async def test_legacy_prompt_and_rag_context(llama_ws):
     assert replies[-1] == {"done": True} and len(replies) >= 3
 
 
-async def test_stream_false_sends_one_chunk(llama_ws):
-    async with websockets.connect(f"{llama_ws.ws}/") as ws:
+async def test_stream_false_sends_one_chunk(llama_ws_server):
+    async with websockets.connect(f"{llama_ws_server.ws}/") as ws:
         replies = await ask(ws, {"messages": QUESTION, "max_tokens": 12, "stream": False})
     assert len(replies) == 2 and replies[0]["chunk"].strip() and replies[1] == {"done": True}
 
 
-async def test_requests_on_one_connection_are_serialized_without_cancel(llama_ws):
+async def test_requests_on_one_connection_are_serialized_without_cancel(llama_ws_server):
     """A second request sent mid-answer is served after the first one's `done`."""
-    async with websockets.connect(f"{llama_ws.ws}/") as ws:
+    async with websockets.connect(f"{llama_ws_server.ws}/") as ws:
         await ws.send(json.dumps({"messages": QUESTION, "max_tokens": 30, "temperature": 0}))
         first = json.loads(await ws.recv())
         assert "chunk" in first
@@ -77,11 +77,11 @@ async def test_requests_on_one_connection_are_serialized_without_cancel(llama_ws
     assert all("chunk" in r for r in replies[first_done + 1 : -1])
 
 
-async def test_seeded_greedy_answers_repeat(llama_ws):
+async def test_seeded_greedy_answers_repeat(llama_ws_server):
     request = {"messages": QUESTION, "max_tokens": 16, "temperature": 0, "seed": 3}
     async with (
-        websockets.connect(f"{llama_ws.ws}/") as a,
-        websockets.connect(f"{llama_ws.ws}/") as b,
+        websockets.connect(f"{llama_ws_server.ws}/") as a,
+        websockets.connect(f"{llama_ws_server.ws}/") as b,
     ):
         ra, rb = await asyncio.gather(ask(a, request), ask(b, request))
     assert ra == rb
@@ -100,8 +100,8 @@ async def test_seeded_greedy_answers_repeat(llama_ws):
         (b"\x00", "binary"),
     ],
 )
-async def test_errors_keep_the_connection_open(llama_ws, frame, fragment):
-    async with websockets.connect(f"{llama_ws.ws}/") as ws:
+async def test_errors_keep_the_connection_open(llama_ws_server, frame, fragment):
+    async with websockets.connect(f"{llama_ws_server.ws}/") as ws:
         await ws.send(frame)
         err = json.loads(await ws.recv())
         assert set(err) == {"error"} and fragment in err["error"]

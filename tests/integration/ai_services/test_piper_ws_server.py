@@ -30,8 +30,8 @@ async def speak(ws, request: dict) -> tuple[list, bytes]:
             return messages, bytes(audio)
 
 
-async def test_streams_start_pcm_chunks_end(piper):
-    async with websockets.connect(f"{piper.ws}/tts") as ws:
+async def test_streams_start_pcm_chunks_end(piper_ws_server):
+    async with websockets.connect(f"{piper_ws_server.ws}/tts") as ws:
         messages, audio = await speak(
             ws,
             {
@@ -48,12 +48,12 @@ async def test_streams_start_pcm_chunks_end(piper):
     assert 2.0 < seconds < 10.0
 
 
-async def test_speech_is_intelligible(piper, whisper, wer):
+async def test_speech_is_intelligible(piper_ws_server, whisper_server, wer):
     """Piper's audio through this server, transcribed by the Whisper service."""
-    async with websockets.connect(f"{piper.ws}/tts") as ws:
+    async with websockets.connect(f"{piper_ws_server.ws}/tts") as ws:
         _, audio = await speak(ws, {"text": TEXT})
     pcm = resample_pcm16(b"\0\0" * 6615 + audio + b"\0\0" * 6615, 22050, 16000)
-    async with httpx.AsyncClient(base_url=whisper.http, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=whisper_server.http, timeout=60) as http:
         resp = await http.post(
             "/v1/audio/transcriptions",
             params={"sample_rate": 16000, "language": "en"},
@@ -75,8 +75,10 @@ async def test_speech_is_intelligible(piper, whisper, wer):
         (b"\x00\x01", "binary"),
     ],
 )
-async def test_bad_requests_get_error_and_connection_stays(piper, request_frame, fragment):
-    async with websockets.connect(f"{piper.ws}/tts") as ws:
+async def test_bad_requests_get_error_and_connection_stays(
+    piper_ws_server, request_frame, fragment
+):
+    async with websockets.connect(f"{piper_ws_server.ws}/tts") as ws:
         await ws.send(request_frame)
         err = json.loads(await ws.recv())
         assert err["type"] == "error" and fragment in err["message"]
@@ -84,9 +86,9 @@ async def test_bad_requests_get_error_and_connection_stays(piper, request_frame,
     assert messages[0] == {"type": "start"} and messages[-1] == {"type": "end"} and audio
 
 
-async def test_concurrent_clients_each_get_their_audio(piper):
+async def test_concurrent_clients_each_get_their_audio(piper_ws_server):
     async def one(text: str) -> bytes:
-        async with websockets.connect(f"{piper.ws}/tts") as ws:
+        async with websockets.connect(f"{piper_ws_server.ws}/tts") as ws:
             messages, audio = await speak(ws, {"text": text, "call_id": text[:5]})
             assert messages[-1] == {"type": "end"}
             return audio
@@ -95,8 +97,8 @@ async def test_concurrent_clients_each_get_their_audio(piper):
     assert 0 < len(short) < len(long)
 
 
-async def test_readiness_and_metrics(piper):
-    async with httpx.AsyncClient(base_url=piper.http) as http:
+async def test_readiness_and_metrics(piper_ws_server):
+    async with httpx.AsyncClient(base_url=piper_ws_server.http) as http:
         assert (await http.get("/readyz")).status_code == 200
         metrics = (await http.get("/metrics")).text
     assert 'ai_service_first_output_seconds_count{endpoint="/tts",service="piper"}' in metrics

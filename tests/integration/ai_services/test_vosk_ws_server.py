@@ -37,8 +37,8 @@ def transcript(replies: list[dict]) -> str:
     return " ".join(r["text"] for r in replies if r.get("text")).strip()
 
 
-async def test_telephony_audio_one_reply_per_frame_and_eof_closes(vosk, korean_8k):
-    replies = await recognize(f"{vosk.ws}/", korean_8k, FRAME_8K)
+async def test_telephony_audio_one_reply_per_frame_and_eof_closes(vosk_server, korean_8k):
+    replies = await recognize(f"{vosk_server.ws}/", korean_8k, FRAME_8K)
     frames = -(-len(korean_8k) // FRAME_8K)
     assert len(replies) == frames + 1  # exactly one reply per audio frame, plus the final one
     assert all(set(r) <= {"partial", "text", "result"} for r in replies)
@@ -48,19 +48,22 @@ async def test_telephony_audio_one_reply_per_frame_and_eof_closes(vosk, korean_8
     assert HANGUL.search(text), text
 
 
-async def test_transcript_is_stable_across_sessions(vosk, korean_8k):
+async def test_transcript_is_stable_across_sessions(vosk_server, korean_8k):
     first, second = await asyncio.gather(
-        recognize(f"{vosk.ws}/", korean_8k, FRAME_8K),
-        recognize(f"{vosk.ws}/", korean_8k, FRAME_8K),
+        recognize(f"{vosk_server.ws}/", korean_8k, FRAME_8K),
+        recognize(f"{vosk_server.ws}/", korean_8k, FRAME_8K),
     )
-    third = await recognize(f"{vosk.ws}/", korean_8k, FRAME_8K)
+    third = await recognize(f"{vosk_server.ws}/", korean_8k, FRAME_8K)
     assert transcript(first) and transcript(first) == transcript(second) == transcript(third)
 
 
-async def test_config_frame_sets_rate_and_words(vosk, korean_8k):
+async def test_config_frame_sets_rate_and_words(vosk_server, korean_8k):
     pcm16k = resample_pcm16(korean_8k, 8000, 16000)
     replies = await recognize(
-        f"{vosk.ws}/", pcm16k, 640 * 5, {"sample_rate": 16000, "words": True, "call_id": "c-ko"}
+        f"{vosk_server.ws}/",
+        pcm16k,
+        640 * 5,
+        {"sample_rate": 16000, "words": True, "call_id": "c-ko"},
     )
     assert len(replies) == -(-len(pcm16k) // 3200) + 1  # the config frame gets no reply
     final = [r for r in replies if r.get("text")]
@@ -69,8 +72,8 @@ async def test_config_frame_sets_rate_and_words(vosk, korean_8k):
     assert words and {"word", "start", "end", "conf"} <= set(words[0])
 
 
-async def test_reset_flushes_and_keeps_the_session(vosk, korean_8k):
-    async with websockets.connect(f"{vosk.ws}/") as ws:
+async def test_reset_flushes_and_keeps_the_session(vosk_server, korean_8k):
+    async with websockets.connect(f"{vosk_server.ws}/") as ws:
         for _ in range(2):
             for i in range(0, len(korean_8k), 3200):
                 await ws.send(korean_8k[i : i + 3200])
@@ -93,8 +96,13 @@ async def test_reset_flushes_and_keeps_the_session(vosk, korean_8k):
         (b"\x00" * (300 * 1024), "exceeds"),
     ],
 )
-async def test_bad_frames_get_an_error_and_the_session_continues(vosk, korean_8k, frame, fragment):
-    async with websockets.connect(f"{vosk.ws}/") as ws, websockets.connect(f"{vosk.ws}/") as other:
+async def test_bad_frames_get_an_error_and_the_session_continues(
+    vosk_server, korean_8k, frame, fragment
+):
+    async with (
+        websockets.connect(f"{vosk_server.ws}/") as ws,
+        websockets.connect(f"{vosk_server.ws}/") as other,
+    ):
         await ws.send(frame)
         err = json.loads(await ws.recv())
         assert fragment in err["error"]
@@ -106,8 +114,8 @@ async def test_bad_frames_get_an_error_and_the_session_continues(vosk, korean_8k
         assert "text" in json.loads(await ws.recv())
 
 
-async def test_health_and_metrics(vosk):
-    async with httpx.AsyncClient(base_url=vosk.http) as http:
+async def test_health_and_metrics(vosk_server):
+    async with httpx.AsyncClient(base_url=vosk_server.http) as http:
         assert (await http.get("/healthz")).json()["status"] == "ok"
         ready = (await http.get("/readyz")).json()
         assert ready["status"] == "ready" and ready["load_seconds"] > 0
@@ -116,10 +124,10 @@ async def test_health_and_metrics(vosk):
     assert 'ai_service_requests_total{endpoint="/",service="vosk",status="ok"}' in metrics
 
 
-async def test_phrase_list_grammar_recognizes_the_spoken_greeting(vosk, korean_8k):
+async def test_phrase_list_grammar_recognizes_the_spoken_greeting(vosk_server, korean_8k):
     """With a grammar, the espeak-ng greeting maps onto the expected Korean words."""
     phrases = ["안녕하세요", "반갑습니다", "감사합니다", "예약", "[unk]"]
-    replies = await recognize(f"{vosk.ws}/", korean_8k, FRAME_8K, {"phrase_list": phrases})
+    replies = await recognize(f"{vosk_server.ws}/", korean_8k, FRAME_8K, {"phrase_list": phrases})
     text = transcript(replies)
     assert "안녕하세요" in text.split(), text
     assert set(text.split()) <= set(phrases)

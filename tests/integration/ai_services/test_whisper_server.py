@@ -14,9 +14,9 @@ from ai_services.audio import pcm16_to_wav, resample_pcm16
 SENTENCE = "Please transfer me to the billing department."
 
 
-async def test_multipart_wav_transcription(whisper, english_16k, wer):
+async def test_multipart_wav_transcription(whisper_server, english_16k, wer):
     wav = pcm16_to_wav(english_16k[SENTENCE], 16000)
-    async with httpx.AsyncClient(base_url=whisper.http, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=whisper_server.http, timeout=60) as http:
         resp = await http.post(
             "/v1/audio/transcriptions",
             files={"file": ("utt.wav", wav, "audio/wav")},
@@ -28,9 +28,9 @@ async def test_multipart_wav_transcription(whisper, english_16k, wer):
     assert wer(SENTENCE, resp.json()["text"]) <= 0.2
 
 
-async def test_all_sentences_at_telephony_rate_over_raw_pcm(whisper, english_16k, wer):
+async def test_all_sentences_at_telephony_rate_over_raw_pcm(whisper_server, english_16k, wer):
     """8 kHz raw PCM (what a phone call carries) is resampled by the server."""
-    async with httpx.AsyncClient(base_url=whisper.http, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=whisper_server.http, timeout=60) as http:
         for text, pcm in english_16k.items():
             resp = await http.post(
                 "/v1/audio/transcriptions",
@@ -42,9 +42,9 @@ async def test_all_sentences_at_telephony_rate_over_raw_pcm(whisper, english_16k
             assert wer(text, resp.json()["text"]) <= 0.2, resp.json()["text"]
 
 
-async def test_response_formats(whisper, english_16k):
+async def test_response_formats(whisper_server, english_16k):
     wav = pcm16_to_wav(english_16k[SENTENCE], 16000)
-    async with httpx.AsyncClient(base_url=whisper.http, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=whisper_server.http, timeout=60) as http:
         text = await http.post(
             "/v1/audio/transcriptions",
             files={"file": ("a.wav", wav)},
@@ -126,8 +126,10 @@ async def test_response_formats(whisper, english_16k):
         ),
     ],
 )
-async def test_bad_requests_get_openai_errors(whisper, english_16k, kwargs, status, fragment):
-    async with httpx.AsyncClient(base_url=whisper.http, timeout=60) as http:
+async def test_bad_requests_get_openai_errors(
+    whisper_server, english_16k, kwargs, status, fragment
+):
+    async with httpx.AsyncClient(base_url=whisper_server.http, timeout=60) as http:
         resp = await http.post("/v1/audio/transcriptions", **kwargs)
         assert resp.status_code == status, resp.text
         err = resp.json()["error"]
@@ -141,12 +143,12 @@ async def test_bad_requests_get_openai_errors(whisper, english_16k, kwargs, stat
     assert "billing" in ok.json()["text"].lower()
 
 
-async def test_oversized_chunked_body_is_refused(whisper):
+async def test_oversized_chunked_body_is_refused(whisper_server):
     async def body():
         for _ in range(40):
             yield b"\x00" * 65536  # 2.6 MB, no Content-Length
 
-    async with httpx.AsyncClient(base_url=whisper.http, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=whisper_server.http, timeout=60) as http:
         resp = await http.post(
             "/v1/audio/transcriptions",
             params={"sample_rate": 16000},
@@ -156,8 +158,8 @@ async def test_oversized_chunked_body_is_refused(whisper):
     assert resp.status_code == 413 and "larger than" in resp.json()["error"]["message"]
 
 
-async def test_websocket_utterances_reuse_one_connection(whisper, english_16k, wer):
-    async with websockets.connect(f"{whisper.ws}/v1/audio/stream") as ws:
+async def test_websocket_utterances_reuse_one_connection(whisper_server, english_16k, wer):
+    async with websockets.connect(f"{whisper_server.ws}/v1/audio/stream") as ws:
         await ws.send(json.dumps({"sample_rate": 16000, "language": "en", "call_id": "c-42"}))
         for text, pcm in english_16k.items():
             for i in range(0, len(pcm), 640):  # 20 ms frames
@@ -170,9 +172,9 @@ async def test_websocket_utterances_reuse_one_connection(whisper, english_16k, w
             assert reply["duration"] == pytest.approx(len(pcm) / 32000, abs=0.01)
 
 
-async def test_websocket_at_8k_after_reconfiguring(whisper, english_16k, wer):
+async def test_websocket_at_8k_after_reconfiguring(whisper_server, english_16k, wer):
     pcm = resample_pcm16(english_16k[SENTENCE], 16000, 8000)
-    async with websockets.connect(f"{whisper.ws}/v1/audio/stream") as ws:
+    async with websockets.connect(f"{whisper_server.ws}/v1/audio/stream") as ws:
         await ws.send(json.dumps({"sample_rate": 8000}))
         await ws.send(pcm)
         await ws.send(json.dumps({"type": "end_of_utterance"}))
@@ -180,8 +182,8 @@ async def test_websocket_at_8k_after_reconfiguring(whisper, english_16k, wer):
     assert reply["type"] == "transcript" and wer(SENTENCE, reply["text"]) <= 0.2
 
 
-async def test_websocket_errors_keep_the_session(whisper, english_16k):
-    async with websockets.connect(f"{whisper.ws}/v1/audio/stream") as ws:
+async def test_websocket_errors_keep_the_session(whisper_server, english_16k):
+    async with websockets.connect(f"{whisper_server.ws}/v1/audio/stream") as ws:
         await ws.send("not json")
         assert json.loads(await ws.recv())["type"] == "error"
         await ws.send(json.dumps({"sample_rate": 44}))

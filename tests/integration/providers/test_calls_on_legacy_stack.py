@@ -51,11 +51,11 @@ async def test_remote_whisper_llama_ws_piper_ws_call_with_barge_in(
     media_node_factory: Callable[..., Any],
     speech: Callable[[str], Path],
     whisper_server: Any,
-    llama_server: Any,
-    piper_server: Any,
+    llama_ws_server: Any,
+    piper_ws_server: Any,
 ) -> None:
     node = media_node_factory(
-        node_settings(**legacy_env(whisper_server, llama_server.ws, piper_server))
+        node_settings(**legacy_env(whisper_server, llama_ws_server.ws, piper_ws_server))
     )
     long_question = "Tell me a long story about a dragon who lives in a castle."
     result = await place_call(
@@ -85,7 +85,7 @@ async def test_vosk_final_ends_the_turn(
     tmp_path: Path,
     vosk_model: Path,
     vosk_server: Any,
-    llama_server: Any,
+    llama_ws_server: Any,
 ) -> None:
     clip = tmp_path / "ko.wav"
     with wave.open(str(clip), "wb") as wav:
@@ -101,7 +101,7 @@ async def test_vosk_final_ends_the_turn(
         "VC_STT_SAMPLE_RATE": "8000",
         "VC_STT_LANGUAGE": "ko",
         "VC_LLM_PROVIDER": "llama_ws",
-        "VC_LLM_URL": llama_server.ws,
+        "VC_LLM_URL": llama_ws_server.ws,
         "VC_LLM_MAX_TOKENS": "20",
     }
     node = media_node_factory(node_settings(**env))
@@ -121,12 +121,12 @@ async def test_llm_down_at_call_start_caller_hears_apology_and_call_ends(
     media_node_factory: Callable[..., Any],
     speech: Callable[[str], Path],
     whisper_server: Any,
-    llama_server: Any,
-    piper_server: Any,
+    llama_ws_server: Any,
+    piper_ws_server: Any,
     gate: Any,
 ) -> None:
-    await gate.open(llama_server.port)
-    settings = node_settings(**legacy_env(whisper_server, gate.ws, piper_server))
+    await gate.open(llama_ws_server.port)
+    settings = node_settings(**legacy_env(whisper_server, gate.ws, piper_ws_server))
     # In a thread: the factory waits for readiness, which needs this loop to run the gate.
     node = await asyncio.to_thread(media_node_factory, settings)
     await gate.shut()  # the node started fine; the LLM service dies before the call

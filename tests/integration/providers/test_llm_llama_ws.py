@@ -54,8 +54,8 @@ async def wait_answers(h: Harness, n: int) -> list[str]:
     return answers(h)
 
 
-async def test_streams_answers_over_one_connection(llama_server: Any) -> None:
-    llm = service(llama_server.ws, system_prompt="You are a helpful assistant.")
+async def test_streams_answers_over_one_connection(llama_ws_server: Any) -> None:
+    llm = service(llama_ws_server.ws, system_prompt="You are a helpful assistant.")
     async with Harness(llm) as h:
         await h.push(ask("What is the capital of France?"))
         first = (await wait_answers(h, 1))[0]
@@ -67,8 +67,8 @@ async def test_streams_answers_over_one_connection(llama_server: Any) -> None:
     assert not h.errors
 
 
-async def test_error_reply_is_reported_and_the_call_goes_on(llama_server: Any) -> None:
-    llm = service(llama_server.ws)
+async def test_error_reply_is_reported_and_the_call_goes_on(llama_ws_server: Any) -> None:
+    llm = service(llama_ws_server.ws)
     async with Harness(llm) as h:
         await h.push(ask(""))  # no system prompt, empty user turn: the server answers {"error"}
         await wait_answers(h, 1)
@@ -80,13 +80,13 @@ async def test_error_reply_is_reported_and_the_call_goes_on(llama_server: Any) -
     assert not h.finished or not h.of(EndWorkerFrame)
 
 
-async def test_stale_tokens_after_barge_in_are_discarded(llama_server: Any) -> None:
+async def test_stale_tokens_after_barge_in_are_discarded(llama_ws_server: Any) -> None:
     question = "Name three colors."
-    async with Harness(service(llama_server.ws)) as alone:
+    async with Harness(service(llama_ws_server.ws)) as alone:
         await alone.push(ask(question))
         expected = (await wait_answers(alone, 1))[0]
 
-    llm = LlamaWSLLMService(url=llama_server.ws, temperature=0.0, max_tokens=24)
+    llm = LlamaWSLLMService(url=llama_ws_server.ws, temperature=0.0, max_tokens=24)
     async with Harness(llm) as h:
         await h.push(ask("Write a long story about a dragon who loves the sea."))
         await h.wait_for(lambda f: isinstance(f, LLMTextFrame))
@@ -98,7 +98,8 @@ async def test_stale_tokens_after_barge_in_are_discarded(llama_server: Any) -> N
             lambda f: isinstance(f, LLMFullResponseEndFrame) and h.down.index(f) > second_start
         )
     end = next(
-        i for i, f in enumerate(h.down)
+        i
+        for i, f in enumerate(h.down)
         if i > second_start and isinstance(f, LLMFullResponseEndFrame)
     )
     second = "".join(f.text for f in h.down[second_start:end] if isinstance(f, LLMTextFrame))
@@ -114,8 +115,10 @@ async def test_server_down_at_start_apologizes_and_ends() -> None:
     assert h.of(EndWorkerFrame)
 
 
-async def test_connection_dropped_mid_answer_then_reconnects(llama_server: Any, gate: Any) -> None:
-    await gate.open(llama_server.port)
+async def test_connection_dropped_mid_answer_then_reconnects(
+    llama_ws_server: Any, gate: Any
+) -> None:
+    await gate.open(llama_ws_server.port)
     llm = LlamaWSLLMService(url=gate.ws, temperature=0.0, max_tokens=200)
     async with Harness(llm) as h:
         await h.push(ask("Write a long story about a dragon who loves the sea."))
@@ -129,8 +132,8 @@ async def test_connection_dropped_mid_answer_then_reconnects(llama_server: Any, 
     assert llm.channel.socket.connects == 2
 
 
-async def test_server_down_mid_call_apologizes_and_ends(llama_server: Any, gate: Any) -> None:
-    await gate.open(llama_server.port)
+async def test_server_down_mid_call_apologizes_and_ends(llama_ws_server: Any, gate: Any) -> None:
+    await gate.open(llama_ws_server.port)
     llm = service(gate.ws, backoff=FAST_GIVE_UP)
     async with Harness(llm) as h:
         await h.push(ask("Say hello."))

@@ -44,8 +44,8 @@ async def speak(h: Harness, text: str, n: int) -> bytes:
     return b"".join(f.audio for f in frames)
 
 
-async def test_speaks_intelligibly_at_the_pipeline_rate(piper_server: Any) -> None:
-    tts = RemotePiperTTSService(url=f"{piper_server.ws}/tts", voice="en_US-joe-medium")
+async def test_speaks_intelligibly_at_the_pipeline_rate(piper_ws_server: Any) -> None:
+    tts = RemotePiperTTSService(url=f"{piper_ws_server.ws}/tts", voice="en_US-joe-medium")
     async with Harness(tts) as h:
         pcm = await speak(h, SENTENCE, 1)
     assert len(pcm) / 2 / RATE > 1.5
@@ -53,10 +53,10 @@ async def test_speaks_intelligibly_at_the_pipeline_rate(piper_server: Any) -> No
     assert not h.errors
 
 
-async def test_error_frame_is_reported_and_the_call_goes_on(piper_server: Any) -> None:
-    tts = RemotePiperTTSService(url=f"{piper_server.ws}/tts", voice="en_US-joe-medium")
+async def test_error_frame_is_reported_and_the_call_goes_on(piper_ws_server: Any) -> None:
+    tts = RemotePiperTTSService(url=f"{piper_ws_server.ws}/tts", voice="en_US-joe-medium")
     async with Harness(tts) as h:
-        await h.push(TTSSpeakFrame("word " * 150))  # over the server's 500 characters: error
+        await h.push(TTSSpeakFrame("word " * 450))  # over the server's 2000 characters: error
         await h.wait_for(lambda _: bool(h.errors), upstream=True)
         pcm = await speak(h, "Thank you for calling.", 2)
     assert "Piper service error" in h.errors[0].error
@@ -64,9 +64,9 @@ async def test_error_frame_is_reported_and_the_call_goes_on(piper_server: Any) -
 
 
 async def test_connection_dropped_between_sentences_is_retried(
-    piper_server: Any, gate: Any
+    piper_ws_server: Any, gate: Any
 ) -> None:
-    await gate.open(piper_server.port)
+    await gate.open(piper_ws_server.port)
     tts = RemotePiperTTSService(url=f"{gate.ws}/tts", voice="en_US-joe-medium")
     async with Harness(tts) as h:
         await speak(h, "Hello there.", 1)
@@ -78,7 +78,8 @@ async def test_connection_dropped_between_sentences_is_retried(
 
 async def test_server_down_at_start_ends_the_call() -> None:
     tts = RemotePiperTTSService(
-        url="ws://127.0.0.1:9/tts", voice="en_US-joe-medium",
+        url="ws://127.0.0.1:9/tts",
+        voice="en_US-joe-medium",
         backoff=Backoff(attempts=2, first_delay=0.05),
     )
     async with Harness(tts) as h:
@@ -87,8 +88,8 @@ async def test_server_down_at_start_ends_the_call() -> None:
     assert not h.of(TTSAudioRawFrame)
 
 
-async def test_sentence_cut_by_barge_in_is_drained_not_played(piper_server: Any) -> None:
-    tts = RemotePiperTTSService(url=f"{piper_server.ws}/tts", voice="en_US-joe-medium")
+async def test_sentence_cut_by_barge_in_is_drained_not_played(piper_ws_server: Any) -> None:
+    tts = RemotePiperTTSService(url=f"{piper_ws_server.ws}/tts", voice="en_US-joe-medium")
     story = "Once upon a time there was a dragon who lived in a castle by the sea " * 4
     async with Harness(tts) as h:
         await h.push(TTSSpeakFrame(story))

@@ -66,8 +66,10 @@ def piper_voice(model: Path, config: Path) -> Any:
 
 
 def vosk_model(path: Path) -> Any:
-    """The Vosk model directory at `path`, shared."""
+    """The Vosk model directory at `path`, shared; Kaldi's random dither off (reproducible)."""
     import vosk
 
+    from voice_connector.models import with_dither
+
     vosk.SetLogLevel(-1)
-    return shared("vosk", (str(path),), lambda: vosk.Model(str(path)))
+    return shared("vosk", (str(path),), lambda: vosk.Model(str(with_dither(path, 0.0))))

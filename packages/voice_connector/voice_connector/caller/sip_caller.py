@@ -38,6 +38,8 @@ class SipCallerOptions:
     extra_params: str | None = None
     answer_timeout: float = 60.0
     answer_setup_timeout: float = 10.0
+    wait_for_greeting: bool = True
+    """Listen for the bot's greeting before speaking (off for nodes configured without one)."""
 
 
 @dataclass
@@ -161,7 +163,9 @@ class SimulatedSipCall:
                 return self.result
             self.result.answered = True
             self.double.ack(self.key)
-            await self._silence_until(dest, self._answer_finished, self.options.answer_timeout)
+            if self.options.wait_for_greeting:
+                limit = self.options.answer_timeout
+                await self._silence_until(dest, self._answer_finished, limit)
             for name, mulaw in clips:
                 turn = SipTurn(audio=name)
                 self.result.turns.append(turn)

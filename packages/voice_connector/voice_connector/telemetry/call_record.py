@@ -25,7 +25,7 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSTextFrame,
-    VADUserStartedSpeakingFrame,
+    UserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
@@ -119,25 +119,27 @@ class CallRecorder(BaseObserver):
         frame = data.frame
         now = time.monotonic()
         record = self.record
-        if isinstance(frame, VADUserStartedSpeakingFrame):
+        if isinstance(frame, UserStartedSpeakingFrame) and data.first_push:
+            # A caller turn (Pipecat's turn strategies) may hold several VAD segments: a pause
+            # shorter than the turn timeout continues the same turn.
             turn = record.current()
-            if turn.transcript_at is not None:  # the previous utterance is complete
+            if turn.transcript_at is not None:  # the previous turn is complete
                 turn = Turn()
                 record.turns.append(turn)
             turn.speech_started = turn.speech_started or now
         elif isinstance(frame, VADUserStoppedSpeakingFrame) and data.first_push:
-            record.current().speech_stopped = now  # not again as it travels on: that is later
+            record.current().speech_stopped = now  # the last segment's end counts
         elif isinstance(frame, TranscriptionFrame) and data.direction == FrameDirection.DOWNSTREAM:
             turn = record.current()
             turn.user_text = f"{turn.user_text} {frame.text}".strip()
             if turn.transcript_at is None:
-                turn.transcript_at = now
                 metrics.turn_started(record)
-                self._export(turn, "stt_ms")
+            turn.transcript_at = now  # the last segment's transcript counts
         elif isinstance(frame, LLMTextFrame) and data.direction == FrameDirection.DOWNSTREAM:
             turn = record.current()
             if turn.transcript_at is not None and turn.llm_first_token_at is None:
                 turn.llm_first_token_at = now
+                self._export(turn, "stt_ms")  # the turn's speech is over by its first answer
                 self._export(turn, "llm_ttft_ms")
         elif isinstance(frame, TTSTextFrame) and isinstance(data.destination, BaseOutputTransport):
             self._append_bot_text(frame.text)

@@ -11,9 +11,7 @@ import functions_framework
 from flask import Request, Response
 from loguru import logger
 
-from voice_connector.config import ConfigError, load_settings
 from voice_connector.transports.twilio import cloud, webhook
-from voice_connector.transports.twilio.security import SIGNATURE_HEADER
 
 LOGGED_FIELDS = {
     "CallStatus": "status",
@@ -32,26 +30,11 @@ LOGGED_FIELDS = {
 @functions_framework.http
 def twilio_status(request: Request) -> Response:
     """POST form from Twilio → 204 after logging; 403 forged, 400 incomplete."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        logger.error(f"twilio_status: configuration invalid: {exc}")
-        return Response("configuration invalid", status=500, mimetype="text/plain")
-    cloud.init_logging(settings)
-    cloud.limit_body(request)
-    if request.method != "POST":
-        return Response("POST only", status=405, mimetype="text/plain")
-    form = request.form.to_dict()
-    rejection = webhook.check_request(
-        settings,
-        cloud.webhook_url(request),
-        form,
-        request.headers.get(SIGNATURE_HEADER),
-        webhook.STATUS_FIELDS,
-    )
-    if rejection is not None:
-        logger.warning(f"status callback refused: {rejection.reason}")
-        return Response(rejection.reason, status=rejection.status, mimetype="text/plain")
+    checked = cloud.signed_webhook(request, "status callback", webhook.STATUS_FIELDS)
+    if checked.refusal is not None:
+        reason, status = checked.refusal
+        return Response(reason, status=status, mimetype="text/plain")
+    form = checked.form
     fields = {name: form[key] for key, name in LOGGED_FIELDS.items() if form.get(key)}
     logger.bind(call_id=form["CallSid"], **fields).info(
         f"call {form['CallSid']} {form['CallStatus']}"

@@ -14,35 +14,19 @@ import functions_framework
 from flask import Request, Response
 from loguru import logger
 
-from voice_connector.config import ConfigError, load_settings
 from voice_connector.transports.twilio import cloud, webhook
-from voice_connector.transports.twilio.security import SIGNATURE_HEADER
 
 
 @functions_framework.http
 def twilio_voice(request: Request) -> Response:
     """POST form from Twilio → TwiML (`application/xml`); 403 forged, 400 incomplete."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        logger.error(f"twilio_voice: configuration invalid: {exc}")
-        return Response("configuration invalid", status=500, mimetype="text/plain")
-    cloud.init_logging(settings)
-    cloud.limit_body(request)
-    if request.method != "POST":
-        return Response("POST only", status=405, mimetype="text/plain")
-    form = request.form.to_dict()
-    rejection = webhook.check_request(
-        settings,
-        cloud.webhook_url(request),
-        form,
-        request.headers.get(SIGNATURE_HEADER),
-        webhook.VOICE_FIELDS,
-    )
+    checked = cloud.signed_webhook(request, "voice webhook", webhook.VOICE_FIELDS)
+    if checked.refusal is not None:
+        reason, status = checked.refusal
+        return Response(reason, status=status, mimetype="text/plain")
+    settings, form = checked.settings, checked.form
+    assert settings is not None
     call_log = logger.bind(call_id=form.get("CallSid", "-"))
-    if rejection is not None:
-        call_log.warning(f"voice webhook refused: {rejection.reason}")
-        return Response(rejection.reason, status=rejection.status, mimetype="text/plain")
     stream_url = cloud.media_stream_url(settings)
     if stream_url is None:
         call_log.warning("no healthy media node: the caller hears an apology")

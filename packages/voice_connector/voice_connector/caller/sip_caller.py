@@ -20,7 +20,12 @@ import numpy as np
 from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
 from voice_connector.caller.opensips_double import OpenSIPSDouble, offer_sdp
 from voice_connector.caller.rtp_peer import RtpPeer
-from voice_connector.caller.twilio_caller import CHUNK_BYTES, CHUNK_SECS, load_mulaw
+from voice_connector.caller.twilio_caller import (
+    CHUNK_BYTES,
+    CHUNK_SECS,
+    CallerTurn,
+    load_mulaw,
+)
 from voice_connector.transports.opensips.sdp import parse_offer
 
 SPEECH_RMS = 300.0
@@ -43,23 +48,10 @@ class SipCallerOptions:
 
 
 @dataclass
-class SipTurn:
-    audio: str
-    last_frame_at: float = 0.0
-    first_bot_audio_at: float | None = None
-
-    @property
-    def voice_to_voice_ms(self) -> float | None:
-        if self.first_bot_audio_at is None:
-            return None
-        return round((self.first_bot_audio_at - self.last_frame_at) * 1000, 1)
-
-
-@dataclass
 class SipCallResult:
     key: str
     answered: bool = False
-    turns: list[SipTurn] = field(default_factory=list)
+    turns: list[CallerTurn] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
     loud_packets: int = 0
     server_record: dict[str, Any] | None = None
@@ -167,7 +159,7 @@ class SimulatedSipCall:
                 limit = self.options.answer_timeout
                 await self._silence_until(dest, self._answer_finished, limit)
             for name, mulaw in clips:
-                turn = SipTurn(audio=name)
+                turn = CallerTurn(audio=name)
                 self.result.turns.append(turn)
                 turn.last_frame_at = await self._send_realtime(dest, mulaw)
                 await self._silence_until(dest, self._answer_finished, self.options.answer_timeout)

@@ -14,21 +14,18 @@ from contextlib import aclosing
 from typing import Any
 
 from pipecat.frames.frames import (
-    CancelFrame,
-    EndFrame,
     Frame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
-    StartFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import LLMService
-from pipecat.services.settings import LLMSettings
 from pipecat.utils.errors import ErrorCategory
 
-from voice_connector.services.outage import CallEnder
+from voice_connector.services.llm.settings import llm_settings
+from voice_connector.services.outage import CallEnder, ChannelForTheCall
 from voice_connector.services.ws_client import (
     Backoff,
     ConnectionLost,
@@ -55,7 +52,7 @@ def is_last_reply(message: Message) -> bool:
     return bool(data.get("done")) or "error" in data
 
 
-class LlamaWSLLMService(LLMService):
+class LlamaWSLLMService(ChannelForTheCall, LLMService):
     """Streams answers from the legacy Llama WebSocket service."""
 
     def __init__(
@@ -70,18 +67,11 @@ class LlamaWSLLMService(LLMService):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            settings=LLMSettings(
+            settings=llm_settings(
                 model=None,
-                system_instruction=system_prompt or None,
+                system_prompt=system_prompt,
                 temperature=temperature,
                 max_tokens=max_tokens,
-                top_p=None,
-                top_k=None,
-                frequency_penalty=None,
-                presence_penalty=None,
-                seed=None,
-                filter_incomplete_user_turns=None,
-                user_turn_completion_config=None,
             ),
             **kwargs,
         )
@@ -93,25 +83,6 @@ class LlamaWSLLMService(LLMService):
 
     def can_generate_metrics(self) -> bool:
         return True
-
-    async def start(self, frame: StartFrame) -> None:
-        await super().start(frame)
-        self.create_task(self._connect_early(), name="llama_ws_connect")
-
-    async def stop(self, frame: EndFrame) -> None:
-        await super().stop(frame)
-        await self.channel.close()
-
-    async def cancel(self, frame: CancelFrame) -> None:
-        await super().cancel(frame)
-        await self.channel.close()
-
-    async def _connect_early(self) -> None:
-        """Connect at call start, so a dead service is noticed before the caller speaks."""
-        try:
-            await self.channel.socket.connect()
-        except ProviderUnavailable as exc:
-            await self._ender.end_call(str(exc), exc)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)

@@ -24,7 +24,8 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import LLMService
-from pipecat.services.settings import LLMSettings
+
+from voice_connector.services.llm.settings import llm_settings
 
 
 class OllamaLLMService(LLMService):
@@ -43,18 +44,11 @@ class OllamaLLMService(LLMService):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            settings=LLMSettings(
+            settings=llm_settings(
                 model=model,
-                system_instruction=system_prompt or None,
+                system_prompt=system_prompt,
                 temperature=temperature,
                 max_tokens=max_tokens,
-                top_p=None,
-                top_k=None,
-                frequency_penalty=None,
-                presence_penalty=None,
-                seed=None,
-                filter_incomplete_user_turns=None,
-                user_turn_completion_config=None,
             ),
             **kwargs,
         )

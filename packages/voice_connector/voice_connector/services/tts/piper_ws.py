@@ -14,11 +14,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from pipecat.frames.frames import CancelFrame, EndFrame, ErrorFrame, Frame, StartFrame
+from pipecat.frames.frames import ErrorFrame, Frame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
-from voice_connector.services.outage import CallEnder
+from voice_connector.services.outage import CallEnder, ChannelForTheCall
 from voice_connector.services.ws_client import (
     Backoff,
     ConnectionLost,
@@ -51,7 +51,7 @@ def is_last_message(message: Message) -> bool:
     return _control(message).get("type") in ("end", "error")
 
 
-class RemotePiperTTSService(TTSService):
+class RemotePiperTTSService(ChannelForTheCall, TTSService):
     """Speaks through the Piper WebSocket service; reconnects on drops, ends the call if gone."""
 
     def __init__(
@@ -78,24 +78,6 @@ class RemotePiperTTSService(TTSService):
 
     def can_generate_metrics(self) -> bool:
         return True
-
-    async def start(self, frame: StartFrame) -> None:
-        await super().start(frame)
-        self.create_task(self._connect_early(), name="piper_ws_connect")
-
-    async def stop(self, frame: EndFrame) -> None:
-        await super().stop(frame)
-        await self.channel.close()
-
-    async def cancel(self, frame: CancelFrame) -> None:
-        await super().cancel(frame)
-        await self.channel.close()
-
-    async def _connect_early(self) -> None:
-        try:
-            await self.channel.socket.connect()
-        except ProviderUnavailable as exc:
-            await self._ender.end_call(str(exc), exc)
 
     def _request(self, text: str) -> str:
         return json.dumps(

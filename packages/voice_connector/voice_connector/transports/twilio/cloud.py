@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
 
-from voice_connector.config import Settings
+from voice_connector.config import ConfigError, Settings, load_settings
 from voice_connector.telemetry.logging import setup_logging
-from voice_connector.transports.twilio.security import public_url
+from voice_connector.transports.twilio import webhook
+from voice_connector.transports.twilio.security import SIGNATURE_HEADER, public_url
 from voice_connector.transports.twilio.twiml import stream_url_from_base
 
 WEBHOOK_URL_ENV = "TWILIO_WEBHOOK_URL"
@@ -73,3 +75,37 @@ def media_stream_url(settings: Settings) -> str | None:
     if not media_node_ready(settings):
         return None
     return stream_url_from_base(settings.general.public_url)
+
+
+@dataclass
+class SignedWebhook:
+    """A Twilio webhook request, checked: its settings and form, or the response refusing it."""
+
+    settings: Settings | None = None
+    form: dict[str, str] = field(default_factory=dict)
+    refusal: tuple[str, int] | None = None
+    """(reason, HTTP status) when the request must be refused."""
+
+
+def signed_webhook(request: Any, name: str, fields: Any) -> SignedWebhook:
+    """Config, logging, body limit, POST only, signature and required fields: every webhook's
+    first steps, in that order."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        logger.error(f"{name}: configuration invalid: {exc}")
+        return SignedWebhook(refusal=("configuration invalid", 500))
+    init_logging(settings)
+    limit_body(request)
+    if request.method != "POST":
+        return SignedWebhook(settings, refusal=("POST only", 405))
+    form = request.form.to_dict()
+    rejection = webhook.check_request(
+        settings, webhook_url(request), form, request.headers.get(SIGNATURE_HEADER), fields
+    )
+    if rejection is not None:
+        logger.bind(call_id=form.get("CallSid", "-")).warning(
+            f"{name} refused: {rejection.reason}"
+        )
+        return SignedWebhook(settings, form, (rejection.reason, rejection.status))
+    return SignedWebhook(settings, form)

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
@@ -532,3 +532,20 @@ def serve(app: FastAPI, args: argparse.Namespace) -> None:
         ws_max_size=args.ws_max_size,
         log_config=None,
     )
+
+
+async def run_ws_session(
+    ws: WebSocket,
+    metrics: ServiceMetrics,
+    service: str,
+    session: Callable[[WebSocket], Awaitable[None]],
+) -> None:
+    """Accept, count the connection while `session(ws)` runs; a client leaving is normal."""
+    await ws.accept()
+    metrics.ws_connections.labels(service).inc()
+    try:
+        await session(ws)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        metrics.ws_connections.labels(service).dec()

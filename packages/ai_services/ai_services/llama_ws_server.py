@@ -35,6 +35,7 @@ from ai_services.common import (
     base_parser,
     create_app,
     error_message,
+    run_ws_session,
     serve,
     set_call_id,
 )
@@ -111,28 +112,24 @@ def build_app(
         await ws.send_json({"done": True})
         metrics.observe(ENDPOINT, "ok", time.perf_counter() - started)
 
+    async def session(ws: WebSocket) -> None:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            try:
+                if msg.get("text") is None:
+                    raise ServiceError(400, "binary frames are not accepted: send JSON")
+                await answer(ws, msg["text"])
+            except WebSocketDisconnect:
+                raise
+            except Exception as exc:
+                metrics.observe(ENDPOINT, "error")
+                await ws.send_json({"error": error_message(exc)})
+
     @app.websocket(ENDPOINT)
     async def llama(ws: WebSocket) -> None:
-        await ws.accept()
-        metrics.ws_connections.labels("llama_ws").inc()
-        try:
-            while True:
-                msg = await ws.receive()
-                if msg["type"] == "websocket.disconnect":
-                    return
-                try:
-                    if msg.get("text") is None:
-                        raise ServiceError(400, "binary frames are not accepted: send JSON")
-                    await answer(ws, msg["text"])
-                except WebSocketDisconnect:
-                    raise
-                except Exception as exc:
-                    metrics.observe(ENDPOINT, "error")
-                    await ws.send_json({"error": error_message(exc)})
-        except WebSocketDisconnect:
-            pass
-        finally:
-            metrics.ws_connections.labels("llama_ws").dec()
+        await run_ws_session(ws, metrics, "llama_ws", session)
 
     return app
 

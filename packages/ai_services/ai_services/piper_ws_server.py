@@ -35,6 +35,7 @@ from ai_services.common import (
     WorkQueue,
     base_parser,
     create_app,
+    run_ws_session,
     serve,
     set_call_id,
     stream_from_thread,
@@ -152,14 +153,7 @@ def build_app(settings: Settings) -> FastAPI:
 
     @app.websocket(ENDPOINT)
     async def tts(ws: WebSocket) -> None:
-        await ws.accept()
-        metrics.ws_connections.labels("piper").inc()
-        try:
-            await session(ws)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            metrics.ws_connections.labels("piper").dec()
+        await run_ws_session(ws, metrics, "piper", session)
 
     return app
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket
 
 from ai_services.audio import check_sample_rate
 from ai_services.common import (
@@ -38,6 +38,7 @@ from ai_services.common import (
     base_parser,
     create_app,
     error_message,
+    run_ws_session,
     serve,
     set_call_id,
 )
@@ -188,14 +189,7 @@ def build_app(settings: Settings) -> FastAPI:
 
     @app.websocket(ENDPOINT)
     async def recognize(ws: WebSocket) -> None:
-        await ws.accept()
-        metrics.ws_connections.labels("vosk").inc()
-        try:
-            await session(ws)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            metrics.ws_connections.labels("vosk").dec()
+        await run_ws_session(ws, metrics, "vosk", session)
 
     return app
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ai_services.audio import check_sample_rate, pcm16_to_float, wav_to_pcm16
@@ -54,6 +54,7 @@ from ai_services.common import (
     error_message,
     openai_error_body,
     read_body,
+    run_ws_session,
     serve,
     set_call_id,
 )
@@ -234,14 +235,7 @@ def build_app(settings: Settings) -> FastAPI:
 
     @app.websocket("/v1/audio/stream")
     async def stream(ws: WebSocket) -> None:
-        await ws.accept()
-        metrics.ws_connections.labels("whisper").inc()
-        try:
-            await _stream_session(ws, svc)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            metrics.ws_connections.labels("whisper").dec()
+        await run_ws_session(ws, metrics, "whisper", lambda socket: _stream_session(socket, svc))
 
     return app
 

@@ -84,9 +84,8 @@ async def _peers(conn, socks, dests, seconds: float) -> None:
 
 
 async def run_level(n: int, seconds: float, base_port: int) -> dict[str, float]:
-    from conftest import Handlers, free_udp_port
-    from helpers import answered
-
+    from tests.integration.opensips.conftest import Handlers, free_udp_port
+    from tests.integration.opensips.helpers import answered
     from voice_connector.caller.opensips_double import OpenSIPSDouble, offer_sdp
     from voice_connector.transports.opensips import OpenSIPSProvider, OpenSIPSSettings
 

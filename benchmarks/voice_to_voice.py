@@ -97,6 +97,8 @@ async def run_calls(url: str, clips: list[list[Path]]) -> dict[str, list[float]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--vad-stop-secs", type=float, default=None, help="override the config")
+    parser.add_argument("--turn-timeout-secs", type=float, default=None, help="override the config")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="v2v-"))
     clips = [[speak(q, work) for q in QUESTIONS[i % len(QUESTIONS)]] for i in range(args.calls)]
@@ -117,6 +119,10 @@ def main() -> None:
             "VC_GENERAL_LOG_LEVEL": "WARNING",
             "VC_LLM_URL": f"http://127.0.0.1:{llm_port}",
         }
+        if args.vad_stop_secs is not None:
+            node_env["VC_TRANSPORT_VAD_STOP_SECS"] = str(args.vad_stop_secs)
+        if args.turn_timeout_secs is not None:
+            node_env["VC_TRANSPORT_USER_SPEECH_TIMEOUT_SECS"] = str(args.turn_timeout_secs)
         node = subprocess.Popen(
             [sys.executable, "-m", "voice_connector.cli", "run", "--no-local-llm"],
             env=node_env,
@@ -131,6 +137,10 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)
     report = table(samples, ready_s, args.calls)
+    if args.vad_stop_secs is not None or args.turn_timeout_secs is not None:
+        report = (
+            f"VAD stop {args.vad_stop_secs} s, turn timeout {args.turn_timeout_secs} s\n\n" + report
+        )
     print(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(f"# Voice-to-voice on local models\n\n{report}\n")

@@ -153,7 +153,8 @@ async def run_call(
     logger.info(f"call {info.call_id}: pipeline starts (flavor {settings.flavor})")
     runner = PipelineRunner(handle_sigint=False, handle_sigterm=False)
     try:
-        await runner.run(task)
+        await runner.add_workers(task)
+        await runner.run()
     finally:
         record.ended_at = time.time()
         if record.outcome == "active":

@@ -1,8 +1,13 @@
 """Pulumi entry point: validate the stack config first, then declare the stack."""
 
-from voice_infra.config import load_config, load_secrets
+import pulumi
+
+from voice_infra.config import load_secrets, parse_stack_config, raw_config
+from voice_infra.monitoring import parse_monitoring_config
 from voice_infra.program import INFRA_DIR, deploy
 
-config = load_config()  # raises, naming the key, before any resource exists
+raw = raw_config()
+config = parse_stack_config(raw, pulumi.get_stack())  # raises, naming the key, before any resource
+monitoring = parse_monitoring_config(raw)
 secret_values = load_secrets()
-deploy(config, secret_values, config.read_config_file(INFRA_DIR))
+deploy(config, secret_values, config.read_config_file(INFRA_DIR), monitoring)

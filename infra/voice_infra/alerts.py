@@ -56,4 +56,5 @@ class Alerts(pulumi.ComponentResource):
             notification_channels=[channel.id],
             opts=child,
         )
+        self.channel = channel
         self.register_outputs({"channel": channel.id})

@@ -34,6 +34,8 @@ RESERVED_PORTS: dict[int, str] = {
 }
 NODE_PORT_RANGE = (30000, 32767)  # kube-proxy opens NodePorts on every node
 
+MONITORING_KEYS = {"voiceToVoiceP95TargetMs", "providerErrorsPerTurn"}
+"""Alert thresholds, read by voice_infra.monitoring."""
 KNOWN_KEYS = {
     "project",
     "region",
@@ -164,7 +166,7 @@ def parse_rtp_range(text: str) -> tuple[int, int]:
 def parse_stack_config(raw: Mapping[str, str], stack: str) -> StackConfig:
     """Validate raw strings (as Pulumi stores them); ConfigError lists every problem."""
     problems: list[str] = []
-    unknown = sorted(set(raw) - KNOWN_KEYS - set(SECRET_KEYS))
+    unknown = sorted(set(raw) - KNOWN_KEYS - MONITORING_KEYS - set(SECRET_KEYS))
     problems += [f"{NAMESPACE}:{key}: unknown key" for key in unknown]
 
     def text(key: str, default: str | None = None) -> str | None:
@@ -276,14 +278,18 @@ def parse_stack_config(raw: Mapping[str, str], stack: str) -> StackConfig:
     return config
 
 
-def load_config() -> StackConfig:
-    """Read the current stack's `voice-connector:*` values from Pulumi and validate them."""
+def raw_config() -> dict[str, str]:
+    """The current stack's `voice-connector:*` values as Pulumi holds them (unvalidated)."""
     from pulumi.runtime.config import CONFIG, get_config_env
 
     prefix = f"{NAMESPACE}:"
     every = {**get_config_env(), **CONFIG.get()}
-    raw = {key[len(prefix) :]: value for key, value in every.items() if key.startswith(prefix)}
-    return parse_stack_config(raw, pulumi.get_stack())
+    return {key[len(prefix) :]: value for key, value in every.items() if key.startswith(prefix)}
+
+
+def load_config() -> StackConfig:
+    """Read the current stack's `voice-connector:*` values from Pulumi and validate them."""
+    return parse_stack_config(raw_config(), pulumi.get_stack())
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,6 @@ from voice_infra.conventions import HTTP_PORT, WHISPER_PORT
 from voice_infra.k8s_manifests import NAMESPACE as K8S_NAMESPACE
 from voice_infra.k8s_manifests import labels
 
-MONITORING_KEYS = {"voiceToVoiceP95TargetMs", "providerErrorsPerTurn"}
-"""Stack config keys this component reads (the stack config validator must know them)."""
-
 EXTERNAL_METRICS = {
     "kubernetes_io:container_accelerator_duty_cycle":
         "GKE system metric kubernetes.io/container/accelerator/duty_cycle (GPU busy %)",

@@ -16,6 +16,7 @@ from voice_infra.functions import TwilioFunctions
 from voice_infra.gke import GkeCluster
 from voice_infra.identity import ServiceAccounts
 from voice_infra.k8s_workloads import ClusterWorkloads
+from voice_infra.monitoring import Monitoring, MonitoringSettings
 from voice_infra.network import Network
 from voice_infra.registry import ArtifactRegistry
 from voice_infra.secrets import Secrets
@@ -38,9 +39,15 @@ class Deployment:
     functions: TwilioFunctions
     triggers: BuildTriggers
     alerts: Alerts | None
+    monitoring: Monitoring
 
 
-def deploy(cfg: StackConfig, secret_values: SecretValues, ini_text: str) -> Deployment:
+def deploy(
+    cfg: StackConfig,
+    secret_values: SecretValues,
+    ini_text: str,
+    monitoring_settings: MonitoringSettings | None = None,
+) -> Deployment:
     """Declare the whole stack. Everything waits for the project APIs."""
     apis = ProjectApis("apis", cfg)
     after_apis = pulumi.ResourceOptions(depends_on=apis.services)
@@ -57,6 +64,14 @@ def deploy(cfg: StackConfig, secret_values: SecretValues, ini_text: str) -> Depl
     functions = TwilioFunctions("functions", cfg, media_host, accounts, secrets, opts=after_apis)
     triggers = BuildTriggers("triggers", cfg, accounts, opts=after_apis)
     alerts = Alerts("alerts", cfg, opts=after_apis) if cfg.notification_email else None
+    monitoring = Monitoring(
+        "monitoring",
+        cfg,
+        monitoring_settings,
+        k8s_provider=gke.provider,
+        notification_channels=[alerts.channel.id] if alerts else None,
+        opts=after_apis,
+    )
 
     pulumi.export("cloudRunUrl", cloud_run.url)
     pulumi.export("mediaHost", media_host)
@@ -79,4 +94,5 @@ def deploy(cfg: StackConfig, secret_values: SecretValues, ini_text: str) -> Depl
         functions,
         triggers,
         alerts,
+        monitoring,
     )

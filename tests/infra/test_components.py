@@ -26,6 +26,7 @@ def test_components_are_parents_of_their_resources(stacks: Stacks) -> None:
             "TwilioCloudRun",
             "TwilioFunctions",
             "BuildTriggers",
+            "Monitoring",
         )
     }
 
@@ -337,13 +338,21 @@ def test_trigger_per_environment(stacks: Stacks, stack: str, push: dict[str, str
     assert trigger["serviceAccount"] == f"vc-{stack}-cloudbuild-id"
 
 
-def test_alerts_only_with_a_notification_email(stacks: Stacks) -> None:
-    assert stacks("dev").of_type("gcp:monitoring/alertPolicy:AlertPolicy") == []
+def test_alerts_notify_only_with_a_notification_email(stacks: Stacks) -> None:
+    quiet = stacks("dev")
+    assert quiet.of_type("gcp:monitoring/notificationChannel:NotificationChannel") == []
+    assert all(
+        not r.inputs.get("notificationChannels")
+        for r in quiet.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
+    )
     stack = stacks("dev", notificationEmail="ops@example.com")
     channel = stack.one("gcp:monitoring/notificationChannel:NotificationChannel").inputs
     assert channel["labels"] == {"email_address": "ops@example.com"}
-    policy = stack.one("gcp:monitoring/alertPolicy:AlertPolicy").inputs
+    policy = stack.one("gcp:monitoring/alertPolicy:AlertPolicy", "run-5xx").inputs
     assert (
         'service_name = "vc-dev-media-node-twilio"'
         in (policy["conditions"][0]["conditionThreshold"]["filter"])
     )
+    # The dashboard's alert policies share the one e-mail channel.
+    policies = stack.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
+    assert len(policies) > 1 and all(p.inputs.get("notificationChannels") for p in policies)

@@ -16,6 +16,7 @@ import pytest
 from tests.infra.harness import INI_TEXT, Stack
 from voice_infra import k8s_manifests as km
 from voice_infra.config import StackConfig, parse_stack_config
+from voice_infra.monitoring import pod_monitorings
 
 ENDPOINTS = km.Endpoints("10.10.0.21", "10.10.0.22", "vc-dev-ingress")
 SECRETS = {"twilio-auth-token": "token", "twilio-account-sid": "AC123"}
@@ -138,7 +139,7 @@ def test_program_declares_exactly_the_rendered_objects(stacks: Callable[..., Sta
         for r in stack.resources
         if r.typ.startswith("kubernetes:") and not r.typ.startswith("pulumi:")
     }
-    rendered = {(m["kind"], m["metadata"]["name"]) for m in render(config())}
+    rendered = {(m["kind"], m["metadata"]["name"]) for m in render(config()) + pod_monitorings()}
     assert declared == rendered
     deployment = next(
         r for r in stack.resources if r.typ == "kubernetes:apps/v1:Deployment" and "media" in r.name

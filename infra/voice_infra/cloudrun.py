@@ -36,6 +36,12 @@ def probe(path: str, *, period: int, failures: int) -> run.ServiceTemplateContai
     )
 
 
+GMP_SIDECAR_IMAGE = (
+    "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
+)
+"""Google's Managed Prometheus collector for Cloud Run; it scrapes :8080/metrics by default."""
+
+
 class TwilioCloudRun(pulumi.ComponentResource):
     """WebSocket-friendly settings: 3600 s timeout, session affinity, CPU always allocated.
 
@@ -102,6 +108,7 @@ class TwilioCloudRun(pulumi.ComponentResource):
                 ),
                 containers=[
                     run.ServiceTemplateContainerArgs(
+                        name="media-node",
                         image=cfg.image("media-node-slim"),
                         ports=run.ServiceTemplateContainerPortsArgs(container_port=HTTP_PORT),
                         envs=env,
@@ -119,7 +126,17 @@ class TwilioCloudRun(pulumi.ComponentResource):
                             failure_threshold=3,
                             timeout_seconds=3,
                         ),
-                    )
+                    ),
+                    # Managed Service for Prometheus sidecar: scrapes the node's /metrics (same
+                    # names and queries as on GKE; see docs/operations.md).
+                    run.ServiceTemplateContainerArgs(
+                        name="collector",
+                        image=GMP_SIDECAR_IMAGE,
+                        depends_ons=["media-node"],
+                        resources=run.ServiceTemplateContainerResourcesArgs(
+                            limits={"cpu": "1", "memory": "512Mi"}
+                        ),
+                    ),
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=accounts.secret_bindings),

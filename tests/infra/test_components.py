@@ -208,13 +208,17 @@ def test_cloud_run_is_websocket_ready(stacks: Stacks) -> None:
     assert template["timeout"] == "3600s"
     assert template["sessionAffinity"] is True
     assert template["maxInstanceRequestConcurrency"] == 15
-    (container,) = template["containers"]
+    container, collector = template["containers"]
+    assert container["name"] == "media-node"
     assert container["resources"]["cpuIdle"] is False
     assert container["ports"] == {"containerPort": 8080}
     assert container["image"].endswith("/voice-connector/media-node-slim:latest")
     assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
     assert template["serviceAccount"] == "vc-dev-media@vc-test-project.iam.gserviceaccount.com"
+    # Metrics on Cloud Run: the Managed Prometheus sidecar starts after the node.
+    assert "cloud-run-gmp-sidecar" in collector["image"]
+    assert collector["dependsOns"] == ["media-node"]
 
 
 def test_cloud_run_reaches_gpu_services_through_direct_vpc(stacks: Stacks) -> None:

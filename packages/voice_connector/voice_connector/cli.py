@@ -48,11 +48,30 @@ def _run(args: argparse.Namespace) -> int:
     return run_node(settings, start_local_llm_server=not args.no_local_llm)
 
 
+def _spoken(text: str) -> Path:
+    """`text` spoken by the bundled Piper voice, as a WAV the caller can send."""
+    import tempfile
+    import wave
+
+    from voice_connector import models
+    from voice_connector.services import shared_models
+
+    voice = shared_models.piper_voice(*models.piper_joe_voice())
+    path = Path(tempfile.mkstemp(prefix="caller-", suffix=".wav")[1])
+    with wave.open(str(path), "wb") as wav:
+        voice.synthesize_wav(text, wav)
+    return path
+
+
 def _call(args: argparse.Namespace) -> int:
     from voice_connector.caller.twilio_caller import CallerOptions, place_call
 
+    audio = [Path(p) for p in args.audio or []] + [_spoken(text) for text in args.say or []]
+    if not audio:
+        print("give --audio FILE.wav or --say TEXT (once per turn)", file=sys.stderr)
+        return 2
     options = CallerOptions(
-        audio=[Path(p) for p in args.audio],
+        audio=audio,
         url=args.url,
         flavor=args.flavor,
         called=args.to,
@@ -107,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     call = commands.add_parser("call", help="place a simulated Twilio call")
-    call.add_argument("--audio", nargs="+", required=True, help="WAV file(s), one per turn")
+    call.add_argument("--audio", nargs="+", help="WAV file(s), one per turn")
+    call.add_argument("--say", action="append", help="a sentence to speak (Piper), per turn")
     call.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream")
     call.add_argument("--flavor", default="", help="sent as <Parameter name=flavor>")
     call.add_argument("--to", default="", help="called number, sent as <Parameter name=called>")

@@ -133,3 +133,9 @@ def test_config_show_redacts_secrets() -> None:
 def test_secrets_listed_for_log_scrubbing() -> None:
     settings = load_settings(SHIPPED, env={"VC_TWILIO_AUTH_TOKEN": "abcd1234"})
     assert settings.secrets() == ["abcd1234"]
+
+
+def test_call_without_audio_or_text_is_a_usage_error() -> None:
+    result = run_cli("call", "--url", "ws://127.0.0.1:9/twilio/stream")
+    assert result.returncode == 2
+    assert "--audio" in result.stderr and "--say" in result.stderr

@@ -38,7 +38,7 @@ SYSTEM_PROMPT = (
     "one short friendly English sentence. Never end or transfer the call."
 )
 """Vosk's Korean model turns any audio into Korean words; the answer must not depend on them."""
-ENGLISH = ["What is the capital of France?", "Thank you, that is all."]
+ENGLISH = ["What is the capital of France?", "Please call me back tomorrow morning."]
 
 
 @dataclass(frozen=True)

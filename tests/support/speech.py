@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import jiwer
+import numpy as np
 
 from voice_connector import models
 from voice_connector.services import shared_models
@@ -36,3 +37,26 @@ def speak(text: str, directory: Path) -> Path:
         with wave.open(str(path), "wb") as wav:
             _voice().synthesize_wav(text, wav)
     return path
+
+
+def espeak_korean(text: str, directory: Path, rate: int, speed: int = 140) -> bytes:
+    """Korean `text` from espeak-ng (`-v ko`) as PCM16 at `rate`: speech for the Korean Vosk
+    model, the only Vosk model installable here. Skips the test when espeak-ng is missing."""
+    import shutil
+    import subprocess
+
+    import pytest
+    import soxr
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    path = directory / f"ko-{speed}.wav"
+    subprocess.run(
+        ["espeak-ng", "-v", "ko", "-s", str(speed), "-w", str(path), text],
+        check=True,
+        capture_output=True,
+    )
+    with wave.open(str(path), "rb") as wav:
+        pcm, source_rate = wav.readframes(wav.getnframes()), wav.getframerate()
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    return soxr.resample(samples, source_rate, rate).astype(np.int16).tobytes()

@@ -8,11 +8,7 @@ the session-wide `qwen_ollama` fixture of tests/conftest.py, shared with the oth
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import wave
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +16,7 @@ from fastapi import FastAPI
 
 from ai_services.audio import resample_pcm16
 from tests.support.servers import ServerThread
+from tests.support.speech import espeak_korean
 
 SENTENCES = [
     "Please transfer me to the billing department.",
@@ -79,18 +76,8 @@ def english_16k(piper_voice: Any) -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def korean_8k(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """Korean speech from espeak-ng (`-v ko`) as 8 kHz PCM16 (telephony rate, Vosk's default)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
-    path = Path(tmp_path_factory.mktemp("speech")) / "ko.wav"
-    subprocess.run(
-        ["espeak-ng", "-v", "ko", "-s", "140", "-w", str(path), KOREAN_TEXT],
-        check=True,
-        capture_output=True,
-    )
-    with wave.open(str(path), "rb") as wav:
-        pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
-    return resample_pcm16(pcm, rate, 8000)
+    """Korean speech as 8 kHz PCM16 (telephony rate, Vosk's default)."""
+    return espeak_korean(KOREAN_TEXT, tmp_path_factory.mktemp("speech"), 8000)
 
 
 def words(text: str) -> list[str]:

@@ -3,13 +3,12 @@ clients, plus speech clips and a TCP gate that plays a server going down or drop
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import wave
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.speech import espeak_korean
 
 ENGLISH = [
     "Please transfer me to the billing department.",
@@ -37,20 +36,8 @@ def english_speech() -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def korean_speech(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """Korean speech from espeak-ng (`-v ko`), 16 kHz PCM16."""
-    from ai_services.audio import resample_pcm16
-
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
-    path = Path(tmp_path_factory.mktemp("ko")) / "ko.wav"
-    subprocess.run(
-        ["espeak-ng", "-v", "ko", "-s", "150", "-w", str(path), KOREAN],
-        check=True,
-        capture_output=True,
-    )
-    with wave.open(str(path), "rb") as wav:
-        pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
-    return resample_pcm16(pcm, rate, 16000)
+    """Korean speech, 16 kHz PCM16."""
+    return espeak_korean(KOREAN, tmp_path_factory.mktemp("ko"), 16000, speed=150)
 
 
 @pytest.fixture

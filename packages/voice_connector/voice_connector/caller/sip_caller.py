@@ -24,6 +24,7 @@ from voice_connector.caller.twilio_caller import (
     CHUNK_BYTES,
     CHUNK_SECS,
     CallerTurn,
+    fetch_call_record,
     load_mulaw,
 )
 from voice_connector.transports.opensips.sdp import parse_offer
@@ -93,12 +94,15 @@ class SimulatedSipCall:
         """Wait for our 200 OK (an MI `ua_session_reply`) and return the connector's RTP address."""
         try:
             await self.double.wait_for(
-                lambda: any(
-                    r.get("code") == 200 for r in self.double.mi_calls("ua_session_reply", self.key)
-                )
-                or any(
-                    r.get("code", 0) >= 300
-                    for r in self.double.mi_calls("ua_session_reply", self.key)
+                lambda: (
+                    any(
+                        r.get("code") == 200
+                        for r in self.double.mi_calls("ua_session_reply", self.key)
+                    )
+                    or any(
+                        r.get("code", 0) >= 300
+                        for r in self.double.mi_calls("ua_session_reply", self.key)
+                    )
                 ),
                 limit=self.options.answer_setup_timeout,
             )
@@ -172,14 +176,4 @@ class SimulatedSipCall:
     async def _fetch_record(self) -> dict[str, Any] | None:
         url = f"{self.options.node_http.rstrip('/')}/calls/{self.key}"
         async with aiohttp.ClientSession() as session:
-            for _ in range(40):
-                try:
-                    async with session.get(url) as response:
-                        if response.status == 200:
-                            record = await response.json()
-                            if record.get("outcome") != "active":
-                                return record
-                except aiohttp.ClientError:
-                    return None
-                await asyncio.sleep(0.25)
-        return None
+            return await fetch_call_record(session, url)

@@ -136,6 +136,24 @@ def write_wav(path: Path, mulaw: bytes) -> None:
         wav.writeframes(ulaw_decode(mulaw).astype(np.int16).tobytes())
 
 
+async def fetch_call_record(
+    session: aiohttp.ClientSession, url: str, attempts: int = 40
+) -> dict[str, Any] | None:
+    """The node's record of a call once it has ended (its pipeline ends a moment after the
+    caller hangs up); None if the node does not answer."""
+    for _ in range(attempts):
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    record = await response.json()
+                    if record.get("outcome") != "active":
+                        return record
+        except aiohttp.ClientError:
+            return None
+        await asyncio.sleep(0.25)
+    return None
+
+
 def call_record_url(stream_url: str, call_sid: str) -> str:
     parsed = urlparse(stream_url)
     scheme = "https" if parsed.scheme == "wss" else "http"
@@ -365,24 +383,11 @@ class SimulatedTwilioCall:
                     )
                     await ws.close()
                 await asyncio.wait_for(receiver, timeout=5)
-            self.result.server_record = await self._fetch_record(session)
+            record_url = call_record_url(self.options.url, self.options.call_sid)
+            self.result.server_record = await fetch_call_record(session, record_url)
         if options.out is not None:
             write_wav(options.out, bytes(self.result.bot_audio))
         return self.result
-
-    async def _fetch_record(self, session: aiohttp.ClientSession) -> dict[str, Any] | None:
-        url = call_record_url(self.options.url, self.options.call_sid)
-        for _ in range(20):  # the pipeline finishes a moment after the stream closes
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        record = await response.json()
-                        if record.get("outcome") != "active":
-                            return record
-            except aiohttp.ClientError:
-                return None
-            await asyncio.sleep(0.25)
-        return None
 
 
 async def place_call(options: CallerOptions) -> CallResult:

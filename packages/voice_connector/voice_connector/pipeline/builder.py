@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 
 from loguru import logger
-from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -30,8 +29,10 @@ from pipecat.turns.user_start import VADUserTurnStartStrategy
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from voice_connector.audio.vad import BatchedSileroVADAnalyzer
 from voice_connector.config import Settings
 from voice_connector.pipeline.call_control import CallController, prompt_settings
+from voice_connector.pipeline.observers import CallPipelineTask
 from voice_connector.services import factory
 from voice_connector.telemetry.call_record import CallRecord, CallRecorder
 from voice_connector.transports.base import CallTransport
@@ -77,7 +78,7 @@ def build_task(
     """The PipelineTask of one call, and the conversation context it accumulates."""
     transport = call.pipecat
     stop_audio_at_stt(services.stt)
-    vad = SileroVADAnalyzer(
+    vad = BatchedSileroVADAnalyzer(
         params=VADParams(
             confidence=settings.transport.vad_confidence, stop_secs=settings.transport.vad_stop_secs
         )
@@ -121,7 +122,7 @@ def build_task(
             aggregators.assistant(),
         ]
     )
-    task = PipelineTask(
+    task = CallPipelineTask(
         pipeline,
         params=PipelineParams(
             audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
@@ -131,6 +132,7 @@ def build_task(
         observers=[CallRecorder(record)],
         idle_timeout_secs=None,
         enable_rtvi=False,
+        enable_turn_tracking=False,  # `CallRecorder` keeps the turns; one observer per frame less
     )
     return task, context
 

@@ -28,7 +28,7 @@ from pipecat.frames.frames import (
     UserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
@@ -36,6 +36,7 @@ from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 
+from voice_connector.pipeline.observers import SelectiveObserver
 from voice_connector.telemetry import metrics
 
 SERVICE_KINDS: tuple[tuple[type, str], ...] = (
@@ -106,8 +107,24 @@ class CallRecord:
         return data
 
 
-class CallRecorder(BaseObserver):
+class CallRecorder(SelectiveObserver):
     """Fills a `CallRecord` from the frames pushed in one call's pipeline."""
+
+    observed_frames = (
+        UserStartedSpeakingFrame,
+        VADUserStoppedSpeakingFrame,
+        TranscriptionFrame,
+        LLMTextFrame,
+        TTSTextFrame,
+        OutputAudioRawFrame,  # TTSAudioRawFrame is one
+        BotStartedSpeakingFrame,
+        BotStoppedSpeakingFrame,
+        LLMFullResponseStartFrame,
+        LLMFullResponseEndFrame,
+        InterruptionFrame,
+        ErrorFrame,
+    )
+    observes_processing = False
 
     def __init__(self, record: CallRecord) -> None:
         super().__init__()

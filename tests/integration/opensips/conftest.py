@@ -104,6 +104,7 @@ class Handlers:
             params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=16000),
             idle_timeout_secs=None,
             enable_rtvi=False,
+            enable_turn_tracking=False,  # as the connector's own call pipelines
             check_dangling_tasks=False,
         )
         runner = WorkerRunner(handle_sigint=False)

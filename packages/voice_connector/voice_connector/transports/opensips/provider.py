@@ -33,7 +33,10 @@ from voice_connector.transports.opensips.session import CallSession, SessionDeps
 
 _KEY = re.compile(r"^B2B\.\d+\.\d+\.\d+\.\d+$")
 _ENDED_MEMORY = 2048
-GIL_SWITCH_INTERVAL = 0.001
+GIL_SWITCH_INTERVAL = 0.0001
+"""The RTP clock thread re-takes the GIL after every `sendto`; at the default 5 ms (or even 1 ms)
+a busy event loop holds it that long each time, and 50 streams' packets spread over a whole tick
+(p99 send jitter 16 ms at 50 calls with 1 ms; 0.6-5 ms with 0.1 ms)."""
 
 
 class OpenSIPSProvider(TransportProvider):

@@ -29,6 +29,7 @@ import httpx
 from tests.support.servers import free_port
 from tests.support.speech import speak
 from voice_connector.caller.twilio_caller import CallerOptions, place_call
+from voice_connector.loadtest.runner import percentile
 
 RESULTS = Path(__file__).parent / "results" / "voice_to_voice.md"
 QUESTIONS = [
@@ -52,12 +53,6 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300)
             pass
         time.sleep(0.05)
     raise TimeoutError(url)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def table(samples: dict[str, list[float]], ready_s: float, calls: int) -> str:

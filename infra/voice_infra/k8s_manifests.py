@@ -97,7 +97,7 @@ def max_calls(ini_text: str) -> int:
     """`[general] max_calls` from the connector's INI (its schema default when absent)."""
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     parser.read_string(ini_text)
-    return parser.getint("general", "max_calls", fallback=100)
+    return parser.getint("general", "max_calls", fallback=40)
 
 
 def namespace() -> Manifest:

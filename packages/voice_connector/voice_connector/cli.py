@@ -91,15 +91,8 @@ def _load_test(args: argparse.Namespace) -> int:
         from voice_connector.loadtest.sip_load import run_sip_load
 
         return run_sip_load(args)
-    options = LoadOptions(
-        url=args.url,
-        audio=Path(args.audio),
-        calls=args.calls,
-        concurrency=args.concurrency,
-        duration=args.duration,
-    )
     try:
-        report = asyncio.run(run_load(options))
+        report = asyncio.run(run_load(LoadOptions.from_args(args, args.url)))
     except UnsafeTarget as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -141,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--concurrency", type=int, default=5, help="calls at once, at most")
     load.add_argument("--transport", choices=["twilio", "sip"], default="twilio")
     load.add_argument("--duration", type=float, default=120.0, help="no new call after this (s)")
+    load.add_argument("--rate", type=float, default=0.0, help="new calls per second (0: at once)")
     load.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream", help="Twilio stream")
     load.add_argument("--node", default="http://127.0.0.1:8080", help="SIP: the node's HTTP URL")
     load.add_argument("--mi-port", type=int, default=8080, help="SIP: [opensips] mi_port")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from voice_connector.loadtest.runner import (
     LoadReport,
     UnsafeTarget,
     require_loopback,
+    run_load,
 )
 
 
@@ -58,3 +61,28 @@ def test_utterances_are_separated_by_long_pauses() -> None:
     arrivals = [(0.0, 0.02), (0.02, 0.02), (2.0, 0.02), (2.02, 0.02)]
     _, gaps, checked = report_with(arrivals).jitter_ms()
     assert (gaps, checked) == (0, 2)
+
+
+async def test_a_call_rate_spreads_call_starts_and_respects_concurrency() -> None:
+    """`--rate` starts call i no sooner than i / rate seconds in (SIPp's -r)."""
+    starts: list[float] = []
+    running = peak = 0
+
+    class InstantCall:
+        async def run(self) -> CallResult:
+            nonlocal running, peak
+            starts.append(time.monotonic())
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.05)
+            running -= 1
+            return CallResult(call_sid=f"CA{len(starts)}", stream_sid="MZ1")
+
+    options = LoadOptions(
+        url="ws://127.0.0.1:9/x", audio=Path("x.wav"), calls=5, concurrency=2, rate=20.0
+    )
+    begun = time.monotonic()
+    report = await run_load(options, lambda _: InstantCall())
+    assert len(report.results) == 5 and peak <= 2
+    for i, start in enumerate(sorted(starts)):
+        assert start - begun >= i / 20.0 - 0.005

@@ -65,7 +65,11 @@ class GeneralSettings(Section):
         'answer {"flavor": NAME}).',
     )
     max_calls: int = Field(
-        100, ge=1, description="Concurrent calls accepted; beyond, calls are refused politely."
+        40,
+        ge=1,
+        description="Concurrent calls accepted; beyond, calls are refused politely. One node "
+        "process keeps its added latency low up to ~25-40 calls on 2 slow cores "
+        "(benchmarks/results/connector_overhead.md): scale out with more nodes, not this.",
     )
     drain_grace_seconds: float = Field(
         30.0,

@@ -7,6 +7,7 @@ Only loopback targets are accepted: a load test never leaves this machine.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ipaddress
 import re
@@ -57,6 +58,20 @@ class LoadOptions:
     concurrency: int = 5
     duration: float = 120.0
     answer_timeout: float = 30.0
+    rate: float = 0.0
+    """New calls per second, as SIPp's `-r` (0: all at once, so every turn end coincides)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, url: str) -> LoadOptions:
+        """From `voice-connector load`'s arguments (`url`: --url or --node by transport)."""
+        return cls(
+            url=url,
+            audio=Path(args.audio),
+            calls=args.calls,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            rate=args.rate,
+        )
 
 
 @dataclass
@@ -177,8 +192,10 @@ async def run_load(
     active = 0
     started = time.monotonic()
 
-    async def one_call() -> None:
+    async def one_call(index: int) -> None:
         nonlocal active
+        if options.rate > 0:
+            await asyncio.sleep(max(0.0, started + index / options.rate - time.monotonic()))
         async with gate:
             if time.monotonic() - started > options.duration:
                 return
@@ -191,7 +208,7 @@ async def run_load(
 
     async with aiohttp.ClientSession() as session:
         report.before = await sample_node(session, metrics_url)
-        tasks = [asyncio.create_task(one_call()) for _ in range(options.calls)]
+        tasks = [asyncio.create_task(one_call(i)) for i in range(options.calls)]
 
         async def watch_memory() -> None:
             while True:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from pathlib import Path
 
 from voice_connector.caller.opensips_double import OpenSIPSDouble
 from voice_connector.caller.sip_caller import SimulatedSipCall, SipCallerOptions
@@ -44,13 +43,7 @@ async def sip_load(options: LoadOptions, mi_port: int) -> LoadReport:
 
 def run_sip_load(args: argparse.Namespace) -> int:
     """`voice-connector load --transport sip`: print the report table; exit 1 if nothing worked."""
-    options = LoadOptions(
-        url=args.node,
-        audio=Path(args.audio),
-        calls=args.calls,
-        concurrency=args.concurrency,
-        duration=args.duration,
-    )
+    options = LoadOptions.from_args(args, args.node)
     try:
         report = asyncio.run(sip_load(options, args.mi_port))
     except (UnsafeTarget, TimeoutError) as exc:

@@ -11,7 +11,7 @@ import sys
 
 BENCHMARKS = [
     ("voice_to_voice", "voice-to-voice on local models, and node start → ready"),
-    ("connector_overhead", "what the connector adds, 50 concurrent calls, instant providers"),
+    ("connector_overhead", "what the connector adds, 1 to 50 concurrent calls, instant providers"),
     ("rtp_concurrency", "SIP/RTP calls per process: send jitter, latency, CPU"),
     ("resampler", "8 kHz ↔ 16 kHz resampler options: delay and CPU"),
     ("providers", "each provider local vs remote; Whisper service throughput"),

@@ -1,6 +1,6 @@
 """RTP concurrency benchmark: N SIP calls through one OpenSIPSProvider with an echo pipeline.
 
-One command, prints a table (not a test):  .venv/bin/python benchmarks/rtp_concurrency.py
+One command, prints a table (not a test):  .venv/bin/python -m benchmarks.rtp_concurrency
 The connector (provider + a Pipecat echo pipeline per call) runs in this process against the
 OpenSIPS double from the integration tests; the callers run in a second process (Python RTP
 senders on loopback) so their CPU is not billed to the connector. Per N it reports:
@@ -139,7 +139,7 @@ async def run_level(n: int, seconds: float, base_port: int) -> dict[str, float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", default="1,25,50,100")
+    parser.add_argument("--calls", default="1,25,50,75,100")
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
     from loguru import logger

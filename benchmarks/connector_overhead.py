@@ -1,7 +1,7 @@
 """Connector overhead: what the connector itself adds between the caller and the bot.
 
 Run: `python -m benchmarks.connector_overhead [--calls 1,10,25,50]`. For each level, starts a
-media node whose STT, LLM and TTS are instant (`benchmarks.instant_node`) and places that many
+media node whose STT, LLM and TTS are instant (`tests.support.instant_node`) and places that many
 concurrent Twilio calls with the load tool (a second process on the same cores), their starts
 spread evenly over `--spread` seconds as real arrivals are (0: all at once, so every caller stops
 speaking in the same instant: the worst case, reported as its own row). Overhead per
@@ -47,12 +47,13 @@ def overhead_ms(report: LoadReport, turn_wait_ms: float) -> list[float]:
     return values
 
 
-def load_node(calls: int, clip: Path, spread: float) -> LoadReport:
+def load_node(calls: int, clip: Path, spread: float, workers: int = 1) -> LoadReport:
     """One level: a fresh instant-provider node, `calls` Twilio calls started over `spread` s."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VC_")}
+    command = [sys.executable, "-m", "tests.support.instant_node", "--port", str(port)]
     node = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.instant_node", "--port", str(port)],
+        [*command, "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument(
         "--burst", type=int, default=50, help="also this many calls at once (0: skip)"
     )
+    parser.add_argument("--workers", type=int, default=1, help="node worker processes")
     args = parser.parse_args()
     clip = speak("Hello, how are you today?", Path(tempfile.mkdtemp(prefix="overhead-")))
     settings = load_settings("cfg/voice-connector.ini", env={})
@@ -110,7 +112,7 @@ def main() -> None:
         levels.append((args.burst, 0.0))
     met: list[int] = []
     for calls, spread in levels:
-        report = load_node(calls, clip, spread)
+        report = load_node(calls, clip, spread, args.workers)
         rows.append(row(calls, spread, report, wait_ms))
         print(rows[-1], flush=True)
         values = overhead_ms(report, wait_ms)
@@ -123,8 +125,8 @@ def main() -> None:
     print(verdict)
     text = "\n".join(
         [
-            f"Instant providers, Twilio calls, one node process, {os.cpu_count()} cores "
-            "(the callers share them).",
+            f"Instant providers, Twilio calls, {args.workers} node worker process(es), "
+            f"{os.cpu_count()} cores (the callers share them).",
             "",
             HEADER,
             *rows,

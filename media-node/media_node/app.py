@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from media_node.calls import CallRegistry
+from media_node.calls import CallRegistry, SharedRecords
 from media_node.health import DependencyMonitor, dependency_probes
 from voice_connector.config import Settings
 from voice_connector.services import factory
@@ -24,6 +25,7 @@ from voice_connector.telemetry import metrics as node_metrics
 from voice_connector.telemetry.logging import TraceContextMiddleware
 from voice_connector.transports.base import TransportProvider
 from voice_connector.transports.factory import TransportFactory
+from voice_connector.workers import WorkerShard
 
 
 class NodeState:
@@ -47,10 +49,22 @@ class NodeState:
         }
 
 
-def create_app(settings: Settings, services_override: object | None = None) -> FastAPI:
-    """The FastAPI app of one media node process."""
-    registry = CallRegistry(settings, services_override)
-    providers = TransportFactory(settings).create_all()
+def create_app(
+    settings: Settings,
+    services_override: object | None = None,
+    shard: WorkerShard | None = None,
+    shared_dir: Path | None = None,
+) -> FastAPI:
+    """The FastAPI app of one media node process.
+
+    In a node of several workers (`media_node.workers`), `shard` is this worker's share and
+    `shared_dir` the directory the workers share (call records, spent call tokens).
+    """
+    shard = shard or WorkerShard()
+    settings = shard.apply(settings)
+    shared = SharedRecords(shared_dir / "calls") if shared_dir else None
+    registry = CallRegistry(settings, services_override, shared)
+    providers = TransportFactory(settings, shard, shared_dir).create_all()
     state = NodeState()
 
     @asynccontextmanager
@@ -101,13 +115,15 @@ def create_app(settings: Settings, services_override: object | None = None) -> F
     async def metrics() -> PlainTextResponse:
         body = state.ready(providers, registry)
         node_metrics.refresh_node(body["ready"], {p.name: p.readiness()[0] for p in providers})
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(
+            generate_latest(node_metrics.scrape_registry()), media_type=CONTENT_TYPE_LATEST
+        )
 
     @app.get("/calls/{call_id}")
     async def call_record(call_id: str) -> dict[str, Any]:
-        record = registry.get(call_id)
+        record = registry.get_json(call_id)
         if record is None:
             raise HTTPException(404, f"no call {call_id}")
-        return record.to_json()
+        return record
 
     return app

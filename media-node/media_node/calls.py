@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import json
+import os
 import time
 from collections import OrderedDict
+from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -16,13 +22,56 @@ from voice_connector.telemetry.logging import call_context
 from voice_connector.transports.base import CallRefused, CallTransport
 
 RECENT_CALLS = 200
+SHARED_RECORD_SECONDS = 3600
+"""How long a finished call's record stays in the node's shared directory (several workers)."""
+
+
+class SharedRecords:
+    """Call records in a directory every worker of the node reads: `/calls/{id}` may reach any.
+
+    The worker running a call writes its record when the call starts and when it ends (atomic
+    rename); another worker asked for that id reads the file.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, call_id: str) -> Path:
+        return self.directory / f"{hashlib.sha256(call_id.encode()).hexdigest()}.json"
+
+    def save(self, record: CallRecord) -> None:
+        path = self._path(record.call_id)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(record.to_json()))
+        temporary.replace(path)
+
+    def load(self, call_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._path(call_id).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def prune(self, older_than: float = SHARED_RECORD_SECONDS) -> None:
+        cutoff = time.time() - older_than
+        for path in self.directory.glob("*.json"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
 
 class CallRegistry:
     """Runs every accepted call and remembers the last few for `/calls/{id}`."""
 
-    def __init__(self, settings: Settings, services_override: object | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services_override: object | None = None,
+        shared: SharedRecords | None = None,
+    ) -> None:
+        """`shared`: the node's record directory when it runs several workers."""
         self.settings = settings
+        self.shared = shared
         self.active: dict[str, CallRecord] = {}
         self.recent: OrderedDict[str, CallRecord] = OrderedDict()
         self.draining = False
@@ -37,6 +86,23 @@ class CallRegistry:
 
     def get(self, call_id: str) -> CallRecord | None:
         return self.active.get(call_id) or self.recent.get(call_id)
+
+    def get_json(self, call_id: str) -> dict[str, Any] | None:
+        """The record of `call_id` from this worker, else from the node's shared directory."""
+        record = self.get(call_id)
+        if record is not None:
+            return record.to_json()
+        return self.shared.load(call_id) if self.shared else None
+
+    def _share(self, record: CallRecord) -> None:
+        if self.shared is None:
+            return
+        try:
+            self.shared.save(record)
+        except OSError as exc:  # a full disk must not end the call
+            logger.warning(
+                f"call {record.call_id}: record not shared with the other workers: {exc}"
+            )
 
     def admit(self, call_id: str) -> None:
         """Raise `CallRefused` when the node is draining or full."""
@@ -80,6 +146,7 @@ class CallRegistry:
         self.active[info.call_id] = record
         self._idle.clear()
         metrics.call_started(record)
+        self._share(record)
         try:
             services = None
             if callable(self._services_override):
@@ -94,6 +161,9 @@ class CallRegistry:
             metrics.call_ended(record)
             self.active.pop(info.call_id, None)
             self.recent[info.call_id] = record
+            self._share(record)
+            if self.shared is not None:
+                self.shared.prune()
             while len(self.recent) > RECENT_CALLS:
                 self.recent.popitem(last=False)
             if not self.active:

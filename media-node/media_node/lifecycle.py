@@ -64,10 +64,17 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(config: uvicorn.Config, drain: Drain, grace_seconds: float) -> bool:
-    """Serve `config.app` until a signal and its drain are over; True if no call was cut short."""
+def serve(
+    config: uvicorn.Config,
+    drain: Drain,
+    grace_seconds: float,
+    sockets: list[socket.socket] | None = None,
+) -> bool:
+    """Serve `config.app` until a signal and its drain are over; True if no call was cut short.
+
+    `sockets`: an already bound listening socket (a worker of a multi-process node)."""
     if config.timeout_graceful_shutdown is None:
         config.timeout_graceful_shutdown = SHUTDOWN_SECONDS_AFTER_DRAIN
     server = DrainingServer(config, drain, grace_seconds)
-    server.run()
+    server.run(sockets=sockets)
     return server.drained is not False

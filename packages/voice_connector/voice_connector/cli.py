@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--url", default="ws://127.0.0.1:8080/twilio/stream", help="Twilio stream")
     load.add_argument("--node", default="http://127.0.0.1:8080", help="SIP: the node's HTTP URL")
     load.add_argument("--mi-port", type=int, default=8080, help="SIP: [opensips] mi_port")
+    load.add_argument(
+        "--node-workers", type=int, default=1, help="SIP: the node's [general] workers"
+    )
     load.add_argument("--audio", required=True, help="WAV the callers say")
     load.set_defaults(func=_load_test)
     return parser

@@ -62,17 +62,21 @@ def start_local_llm(settings: Settings) -> subprocess.Popen[bytes] | None:
 
 
 def run_node(settings: Settings, *, start_local_llm_server: bool = True) -> int:
-    """Serve the media node until SIGTERM/SIGINT and its call drain are over; returns 0."""
+    """Serve the media node until SIGTERM/SIGINT and its call drain are over; returns 0.
+
+    `[general] workers` > 1: that many worker processes share the port (media_node.workers)."""
     import uvicorn
 
     from media_node import lifecycle
     from media_node.app import create_app
 
-    setup_logging(
-        settings.general.log_level, settings.general.log_format, config_secrets(settings)
-    )
+    setup_logging(settings.general.log_level, settings.general.log_format, config_secrets(settings))
     llm_process = start_local_llm(settings) if start_local_llm_server else None
     try:
+        if settings.general.workers > 1:
+            from media_node.workers import Supervisor
+
+            return Supervisor(settings).run()
         app = create_app(settings)
         config = uvicorn.Config(
             app,

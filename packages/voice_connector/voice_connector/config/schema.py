@@ -71,6 +71,14 @@ class GeneralSettings(Section):
         "process keeps its added latency low up to ~25-40 calls on 2 slow cores "
         "(benchmarks/results/connector_overhead.md): scale out with more nodes, not this.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Node processes sharing the HTTP port (one per core): each takes an equal "
+        "share of max_calls, of the RTP ports and of the OpenSIPS sessions (by key), and its "
+        "own event socket at opensips event_port + its index.",
+    )
     drain_grace_seconds: float = Field(
         30.0,
         ge=0,

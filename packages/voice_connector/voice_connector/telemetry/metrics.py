@@ -23,9 +23,11 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ OTHER = "other"
 ACTIVE_CALLS = Gauge(
     "voice_connector_active_calls",
     "Calls running on this node now (the GKE autoscaler's per-pod signal).",
+    multiprocess_mode="livesum",
 )
 CALLS_STARTED = Counter(
     "voice_connector_calls_started", "Calls admitted and started.", ["transport", "flavor"]
@@ -116,10 +119,12 @@ NODE_READY = Gauge(
     "voice_connector_node_ready",
     "1 while this node's /readyz says ready (models, LLM, transports, not draining).",
     ["platform"],
+    multiprocess_mode="livemin",  # a node of several workers: ready when every worker is
 )
 OPENSIPS_SUBSCRIBED = Gauge(
     "voice_connector_opensips_subscribed",
     "1 while the OpenSIPS provider is subscribed to E_UA_SESSION and accepting calls.",
+    multiprocess_mode="livemin",
 )
 
 STAGES: dict[str, tuple[Histogram, str | None]] = {
@@ -155,6 +160,57 @@ class ModelLoadCollector(Collector):
 
 MODEL_LOAD = ModelLoadCollector()
 REGISTRY.register(MODEL_LOAD)
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_PID_IN_FILE = re.compile(r"_(\d+)\.db$")
+
+
+class NodeProcessesCollector(Collector):
+    """`process_cpu_seconds_total` and `process_resident_memory_bytes` summed over the workers.
+
+    prometheus_client's multiprocess mode has no process metrics; the load tool and dashboards
+    read CPU and memory per node, so they are summed over the live worker processes, found by
+    the pid in their sample files.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        totals: dict[str, Metric] = {}
+        for pid in self._live_pids():
+            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
+                if family.name not in ("process_cpu_seconds", "process_resident_memory_bytes"):
+                    continue
+                total = totals.setdefault(family.name, family)
+                if total is not family:
+                    total.samples[0] = total.samples[0]._replace(
+                        value=total.samples[0].value + family.samples[0].value
+                    )
+        return list(totals.values())
+
+    def _live_pids(self) -> list[int]:
+        pids = set()
+        for name in os.listdir(self.directory):
+            match = _PID_IN_FILE.search(name)
+            if match and os.path.exists(f"/proc/{match.group(1)}"):
+                pids.add(int(match.group(1)))
+        return sorted(pids)
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What `/metrics` serves: this process's registry, or, in a node of several worker
+    processes (`PROMETHEUS_MULTIPROC_DIR` set), every worker's samples merged plus the node's
+    process totals."""
+    directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if not directory:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    registry.register(MODEL_LOAD)
+    registry.register(NodeProcessesCollector(directory))
+    return registry
+
 
 METRICS: tuple[MetricWrapperBase | Collector, ...] = (
     ACTIVE_CALLS, CALLS_STARTED, CALLS_ENDED, CALLS_REFUSED, CALL_DURATION, TURNS,

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from voice_connector.config import Settings
 from voice_connector.transports.base import TransportProvider
+from voice_connector.workers import WorkerShard
 
 
 class TransportFactory:
-    """Creates one provider per configured name; `opensips, twilio` runs both in one node."""
+    """Creates one provider per configured name; `opensips, twilio` runs both in one node.
 
-    def __init__(self, settings: Settings) -> None:
+    In a node of several workers, `shard` is this worker's share and `shared_dir` a directory
+    all of them see (spent Twilio call tokens live there, so a token opens one stream per node).
+    """
+
+    def __init__(
+        self, settings: Settings, shard: WorkerShard | None = None, shared_dir: Path | None = None
+    ) -> None:
         self.settings = settings
+        self.shard = shard or WorkerShard()
+        self.shared_dir = shared_dir
 
     def create(self, name: str) -> TransportProvider:
         if name == "twilio":
             from voice_connector.transports.twilio.provider import TwilioProvider
 
-            return TwilioProvider(self.settings)
+            tokens = self.shared_dir / "spent-tokens" if self.shared_dir else None
+            return TwilioProvider(self.settings, spent_tokens_dir=tokens)
         if name == "opensips":
             from voice_connector.config.flavors import FlavorSelector
             from voice_connector.transports.opensips import OpenSIPSProvider
 
-            return OpenSIPSProvider(self.settings.opensips, flavors=FlavorSelector(self.settings))
+            return OpenSIPSProvider(
+                self.settings.opensips, flavors=FlavorSelector(self.settings), shard=self.shard
+            )
         raise ValueError(f"unknown transport provider {name!r}")
 
     def create_all(self) -> list[TransportProvider]:

@@ -30,6 +30,7 @@ from voice_connector.transports.opensips.events import (
 from voice_connector.transports.opensips.mi import MIClient, MIError
 from voice_connector.transports.opensips.ports import PortPool
 from voice_connector.transports.opensips.session import CallSession, SessionDeps
+from voice_connector.workers import WorkerShard
 
 _KEY = re.compile(r"^B2B\.\d+\.\d+\.\d+\.\d+$")
 _ENDED_MEMORY = 2048
@@ -50,11 +51,13 @@ class OpenSIPSProvider(TransportProvider):
         *,
         flavors: FlavorSelector | None = None,
         transport_params: Callable[[], TransportParams] | None = None,
+        shard: WorkerShard | None = None,
     ) -> None:
         """`flavors`: picks each call's flavor (default: no flavors configured, always the default);
-        `transport_params`: optional factory
-        of Pipecat params per call (defaults: 16 kHz, 20 ms chunks)."""
+        `transport_params`: optional factory of Pipecat params per call (defaults: 16 kHz, 20 ms
+        chunks); `shard`: this worker's share of the sessions (default: all of them)."""
         self.settings = settings
+        self.shard = shard or WorkerShard()
         self.flavors = flavors or FlavorSelector(Settings())
         self._transport_params = transport_params
         self.ports = PortPool(*settings.ports)
@@ -137,6 +140,8 @@ class OpenSIPSProvider(TransportProvider):
         if event.key in self._ended:
             logger.debug(f"[{event.key}] {event.method}/{event.event_type} after the call ended")
             return
+        if not self.shard.owns(event.key):
+            return  # another worker of this node answers it
         if event.event_type != "NEW" or event.method != "INVITE":
             what = f"{event.method}/{event.event_type}"
             if what not in self._unknown_logged:
@@ -195,7 +200,9 @@ class OpenSIPSProvider(TransportProvider):
         except MIError as exc:
             logger.warning(f"b2be_list sweep skipped: {exc}")
             return []
-        stale = [k for k in sorted(set(_keys(listing))) if k not in self.sessions]
+        stale = [
+            k for k in sorted(set(_keys(listing))) if k not in self.sessions and self.shard.owns(k)
+        ]
         for key in stale:
             logger.warning(f"[{key}] unknown OpenSIPS session at start-up: 480 + terminate")
             await self._refuse(key, 480, "Temporarily Unavailable")

@@ -11,6 +11,7 @@ stream that never starts is closed after the idle timeout.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
@@ -64,13 +65,14 @@ class TwilioProvider(TransportProvider):
 
     name = "twilio"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, spent_tokens_dir: Path | None = None) -> None:
+        """`spent_tokens_dir`: shared by a node's workers, so each token opens one stream."""
         self.settings = settings
         self._on_call: CallHandler | None = None
         self._accepting = False
         auth_token = settings.twilio.auth_token.get_secret_value()
         self._tokens = CallTokens(auth_token) if auth_token else None
-        self._replays = ReplayGuard()
+        self._replays = ReplayGuard(directory=spent_tokens_dir)
 
     async def start(self, on_call: CallHandler) -> None:
         self._on_call = on_call

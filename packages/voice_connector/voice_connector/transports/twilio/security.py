@@ -17,13 +17,16 @@ Functions (Flask) share it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
@@ -143,18 +146,26 @@ class CallTokens:
 class ReplayGuard:
     """Remembers used token nonces until they expire, so each token opens one stream only.
 
-    Per process: a token is presented to the one node Twilio connects to; a second node would see
-    a replay as new, which the short expiry bounds.
+    In memory for one process; with `directory` (shared by a node's worker processes) a nonce is
+    an exclusively created file, so the check holds across the node's workers too. Across nodes
+    a replay would look new, which the short expiry bounds (Twilio connects to one node).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, directory: Path | None = None
+    ) -> None:
         self._used: dict[str, float] = {}
         self._clock = clock
         self._lock = threading.Lock()
+        self._directory = directory
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
 
     def use(self, nonce: str, expires: float) -> bool:
         """True the first time `nonce` is presented, False on every replay."""
         now = self._clock()
+        if self._directory is not None:
+            return self._use_file(nonce, expires, now)
         with self._lock:
             for old in [n for n, exp in self._used.items() if exp < now]:
                 del self._used[old]
@@ -162,3 +173,18 @@ class ReplayGuard:
                 return False
             self._used[nonce] = expires
             return True
+
+    def _use_file(self, nonce: str, expires: float, now: float) -> bool:
+        assert self._directory is not None
+        for spent in self._directory.iterdir():  # expired nonces: a mtime in the past
+            with contextlib.suppress(OSError):
+                if spent.stat().st_mtime < now:
+                    spent.unlink()
+        path = self._directory / hashlib.sha256(nonce.encode()).hexdigest()
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        os.utime(path, (expires, expires))
+        return True

@@ -9,7 +9,8 @@ turn is measured inside the node, from its call records: end of caller speech (V
 bot audio frame written to the WebSocket, minus the deliberate turn-end wait
 (`[transport] user_speech_timeout_secs`); the fakes take microseconds. The load tool adds the
 caller's view: wire voice-to-voice, send jitter, audible gaps, node CPU per call.
-Target: p99 under 20 ms at 50 concurrent calls. Results: benchmarks/results/connector_overhead.md.
+Target: p99 under 20 ms at 50 concurrent calls. Results: benchmarks/results/connector_overhead.md
+(`--workers N`: connector_overhead_Nw.md).
 """
 
 from __future__ import annotations
@@ -134,8 +135,9 @@ def main() -> None:
             verdict,
         ]
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"# Connector overhead\n\n{text}\n")
+    results = RESULTS if args.workers == 1 else RESULTS.with_stem(f"{RESULTS.stem}_{args.workers}w")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(f"# Connector overhead\n\n{text}\n")
 
 
 if __name__ == "__main__":

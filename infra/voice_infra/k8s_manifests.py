@@ -38,6 +38,8 @@ CONNECTOR_SECRET = "voice-connector-secrets"
 CONFIG_DIR = "/etc/voice-connector"  # working dir: the node reads cfg/voice-connector.ini from it
 NODE_ENV_DIR = "/run/voice-connector"
 NODE_ENV_FILE = f"{NODE_ENV_DIR}/node.env"
+MEDIA_NODE_CPUS = 2
+"""Cores a media node pod requests; it runs one worker process per core ([general] workers)."""
 PRESTOP_SECONDS = 5  # endpoints and the load balancer stop sending new work before SIGTERM
 
 # Images start through this wrapper so VC_OPENSIPS_PUBLIC_IP (written by the init container) is in
@@ -141,6 +143,8 @@ def media_node_env(cfg: StackConfig) -> list[Manifest]:
         "VC_OPENSIPS_RTP_PORT_RANGE": cfg.rtp_range_text,
         # SIGTERM comes after the preStop sleep; exit before the kubelet's SIGKILL.
         "VC_GENERAL_DRAIN_GRACE_SECONDS": str(cfg.drain_grace_seconds - 2 * PRESTOP_SECONDS),
+        # one node process per requested core: one event loop saturates at ~40-60 calls
+        "VC_GENERAL_WORKERS": str(MEDIA_NODE_CPUS),
     }
     env: list[Manifest] = [{"name": key, "value": value} for key, value in plain.items()]
     env += [
@@ -172,7 +176,7 @@ def media_node_deployment(cfg: StackConfig, ini_text: str) -> Manifest:
         "livenessProbe": http_probe("/healthz", HTTP_PORT),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SECONDS)]}}},
         "resources": {
-            "requests": {"cpu": "2", "memory": "4Gi"},
+            "requests": {"cpu": str(MEDIA_NODE_CPUS), "memory": "4Gi"},
             "limits": {"memory": "8Gi"},
         },
         "volumeMounts": [

@@ -217,6 +217,7 @@ def test_media_node_env_points_at_cluster_services_and_secrets() -> None:
     assert values["VC_STT_URL"] == "http://whisper.voice-connector.svc.cluster.local:9000"
     assert values["VC_LLM_URL"] == "http://ollama.voice-connector.svc.cluster.local:11434"
     assert values["VC_GENERAL_DRAIN_GRACE_SECONDS"] == "290"
+    assert values["VC_GENERAL_WORKERS"] == "2"  # one worker process per requested core
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
     assert refs == {
         "VC_TWILIO_AUTH_TOKEN": {"name": km.CONNECTOR_SECRET, "key": "twilio-auth-token"},

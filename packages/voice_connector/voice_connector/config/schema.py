@@ -67,9 +67,10 @@ class GeneralSettings(Section):
     max_calls: int = Field(
         40,
         ge=1,
-        description="Concurrent calls accepted; beyond, calls are refused politely. One node "
-        "process keeps its added latency low up to ~25-40 calls on 2 slow cores "
-        "(benchmarks/results/connector_overhead.md): scale out with more nodes, not this.",
+        description="Concurrent calls the node accepts (split between its workers); beyond, "
+        "calls are refused politely. One process keeps its added latency low up to ~25-40 "
+        "calls on 2 slow cores (benchmarks/results/connector_overhead.md): raise it with "
+        "workers, or add nodes.",
     )
     workers: int = Field(
         1,

@@ -76,7 +76,7 @@ def create_app(
         monitor = DependencyMonitor(dependency_probes(settings), state.set)
         monitoring = asyncio.create_task(monitor.run())
         for provider in providers:
-            await provider.start(registry.handle)
+            await provider.start(registry.handle, registry.admit)
         try:
             yield
         finally:

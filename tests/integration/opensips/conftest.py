@@ -124,9 +124,7 @@ def selector_for(matches: dict | None) -> FlavorSelector | None:
     """A flavor selector over a config whose flavors are `matches` (name → regex), in order."""
     if not matches:
         return None
-    flavors = {
-        name: FlavorSettings(match=getattr(p, "pattern", p)) for name, p in matches.items()
-    }
+    flavors = {name: FlavorSettings(match=getattr(p, "pattern", p)) for name, p in matches.items()}
     return FlavorSelector(Settings(flavors=flavors))
 
 
@@ -137,6 +135,7 @@ async def make_provider(double):
 
     async def _make(handler=None, **overrides) -> OpenSIPSProvider:
         flavor_matches = overrides.pop("flavor_matches", None)
+        admit = overrides.pop("admit", None)
         settings = OpenSIPSSettings(
             mi_ip="127.0.0.1",
             mi_port=double.mi_port,
@@ -149,7 +148,7 @@ async def make_provider(double):
             **overrides,
         )
         provider = OpenSIPSProvider(settings, flavors=selector_for(flavor_matches))
-        await provider.start(handler or Handlers())
+        await provider.start(handler or Handlers(), admit)
         providers.append(provider)
         await double.wait_for(lambda: provider.readiness()[0])
         return provider

@@ -146,3 +146,35 @@ async def test_voice_webhook_on_the_node_checks_signatures(node) -> None:  # typ
     assert unsigned.status_code == 403
     assert signed.status_code == 200 and '<Parameter name="token"' in signed.text
     assert incomplete.status_code == 400
+
+
+async def test_a_full_node_answers_the_voice_webhook_busy(media_node_factory, pipelines) -> None:  # type: ignore[no-untyped-def]
+    """At capacity the webhook says busy instead of handing out a stream that would be refused."""
+    settings = node_settings(
+        VC_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        VC_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        VC_GENERAL_MAX_CALLS="1",
+    )
+    node = media_node_factory(settings, services_override=pipelines)
+    url = f"{node.http}/twilio/voice"
+
+    def form(sid: str) -> dict[str, str]:
+        return {
+            "CallSid": sid,
+            "From": "+15550001111",
+            "To": "+1555000222",
+            "AccountSid": ACCOUNT_SID,
+        }
+
+    async def webhook(sid: str) -> str:
+        data = form(sid)
+        headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, url, data)}
+        async with httpx.AsyncClient() as client:
+            response = await client.post(url, data=data, headers=headers)
+        assert response.status_code == 200
+        return response.text
+
+    assert '<Parameter name="token"' in await webhook("CA" + "1" * 32)
+    node.app.state.registry.active["CA-running"] = object()  # the one place is taken
+    busy = await webhook("CA" + "2" * 32)
+    assert "<Hangup" in busy and "<Stream" not in busy

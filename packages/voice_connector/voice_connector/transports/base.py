@@ -86,6 +86,11 @@ class CallTransport(ABC):
 CallHandler = Callable[[CallTransport], Awaitable[None]]
 """Runs one call to its end (builds and runs the pipeline); supplied by the media node."""
 
+Admission = Callable[[str], None]
+"""`admit(call_id)` raises `CallRefused` when the node cannot take the call now (full, draining):
+asked before a call is answered, so the caller's side gets a refusal it can act on (SIP 503,
+Twilio busy) instead of an answer and a hang-up. `CallHandler` checks again (the authority)."""
+
 
 class TransportProvider(ABC):
     """A source of calls (OpenSIPS events, Twilio WebSockets) living for the whole process."""
@@ -93,8 +98,9 @@ class TransportProvider(ABC):
     name: str
 
     @abstractmethod
-    async def start(self, on_call: CallHandler) -> None:
-        """Begin accepting calls; every accepted call is passed to `on_call`."""
+    async def start(self, on_call: CallHandler, admit: Admission | None = None) -> None:
+        """Begin accepting calls; every accepted call is passed to `on_call`, each new one is
+        first put to `admit` when given."""
 
     @abstractmethod
     async def stop(self) -> None:

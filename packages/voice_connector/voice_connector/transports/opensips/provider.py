@@ -20,7 +20,7 @@ from pipecat.transports.base_transport import TransportParams
 from voice_connector.config import Settings
 from voice_connector.config.flavors import FlavorSelector
 from voice_connector.config.schema import OpenSIPSSettings
-from voice_connector.transports.base import CallHandler, TransportProvider
+from voice_connector.transports.base import Admission, CallHandler, TransportProvider
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import (
     EventListener,
@@ -69,14 +69,16 @@ class OpenSIPSProvider(TransportProvider):
         self._mi: MIClient | None = None
         self._watchdog: SubscriptionWatchdog | None = None
         self._on_call: CallHandler | None = None
+        self._admit: Admission | None = None
         self._accepting = False
         self._unknown_logged: set[str] = set()
 
     # -- TransportProvider ----------------------------------------------------------------
 
-    async def start(self, on_call: CallHandler) -> None:
+    async def start(self, on_call: CallHandler, admit: Admission | None = None) -> None:
         """Bind the event socket, subscribe (and keep subscribed), sweep leaked sessions."""
         self._on_call = on_call
+        self._admit = admit
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             # the RTP clock thread must get the GIL promptly to keep 20 ms pacing (default 5 ms)
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
@@ -167,6 +169,7 @@ class OpenSIPSProvider(TransportProvider):
             on_call=self._on_call,
             on_finished=self._finished,
             transport_params=self._transport_params,
+            admit=self._admit,
         )
 
     def _finished(self, session: CallSession) -> None:

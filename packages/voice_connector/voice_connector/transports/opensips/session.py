@@ -23,7 +23,7 @@ from voice_connector.config.flavors import FlavorSelector
 from voice_connector.config.schema import OpenSIPSSettings
 from voice_connector.telemetry import metrics
 from voice_connector.telemetry.logging import call_context
-from voice_connector.transports.base import CallHandler, CallInfo, CallRefused
+from voice_connector.transports.base import Admission, CallHandler, CallInfo, CallRefused
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import UaSessionEvent, uri_user
 from voice_connector.transports.opensips.mi import MIClient, MIError
@@ -60,6 +60,7 @@ class SessionDeps:
     on_call: CallHandler
     on_finished: Callable[[CallSession], None]
     transport_params: Callable[[], TransportParams] | None = None
+    admit: Admission | None = None
 
 
 class CallSession:
@@ -193,6 +194,13 @@ class CallSession:
             await self._reject(488, "Not Acceptable Here")
             return
         self.negotiated = neg
+        if self.deps.admit is not None:
+            try:
+                self.deps.admit(self.key)
+            except CallRefused as exc:  # full: 503 lets OpenSIPS try another node
+                logger.warning(f"[{self.key}] refusing INVITE with 503: {exc}")
+                await self._reject(503, "Service Unavailable")
+                return
         if settings.send_ringing:
             await self._mi_quiet(self.deps.mi.reply(self.key, 180, "Ringing"), "180")
         self._to_uri = _uri(ev.header("To"))
@@ -276,7 +284,7 @@ class CallSession:
         assert self.call is not None
         try:
             await self.deps.on_call(self.call)
-        except CallRefused as exc:  # full or draining: the node hangs up at once
+        except CallRefused as exc:  # lost a race for the last place: the node hangs up at once
             logger.warning(f"[{self.key}] call refused by the node: {exc}")
         except Exception:
             logger.exception(f"[{self.key}] call handler failed")

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocketState
 from voice_connector.config import Settings
 from voice_connector.config.flavors import select_flavor
 from voice_connector.transports.base import (
+    Admission,
     CallHandler,
     CallInfo,
     CallRefused,
@@ -69,13 +70,15 @@ class TwilioProvider(TransportProvider):
         """`spent_tokens_dir`: shared by a node's workers, so each token opens one stream."""
         self.settings = settings
         self._on_call: CallHandler | None = None
+        self._admit: Admission | None = None
         self._accepting = False
         auth_token = settings.twilio.auth_token.get_secret_value()
         self._tokens = CallTokens(auth_token) if auth_token else None
         self._replays = ReplayGuard(directory=spent_tokens_dir)
 
-    async def start(self, on_call: CallHandler) -> None:
+    async def start(self, on_call: CallHandler, admit: Admission | None = None) -> None:
         self._on_call = on_call
+        self._admit = admit
         self._accepting = True
 
     async def stop(self) -> None:
@@ -107,11 +110,23 @@ class TwilioProvider(TransportProvider):
         if rejection is not None:
             logger.warning(f"voice webhook refused: {rejection.reason}")
             return Response(rejection.reason, status_code=rejection.status)
-        if self._accepting:
+        if self._admits(form.get("CallSid", "")):
             xml = await webhook.answer(self.settings, form, stream_url(self.settings, request))
         else:
             xml = busy_twiml()
         return Response(content=xml, media_type="application/xml")
+
+    def _admits(self, call_sid: str) -> bool:
+        """Whether a new call gets a stream (else busy TwiML): accepting, and the node has room."""
+        if not self._accepting:
+            return False
+        if self._admit is not None:
+            try:
+                self._admit(call_sid)
+            except CallRefused as exc:
+                logger.warning(f"voice webhook: call {call_sid} answered busy: {exc}")
+                return False
+        return True
 
     def _upgrade_signature(self, websocket: WebSocket) -> bool | None:
         """None without `X-Twilio-Signature`; else whether it signs this stream's URL."""

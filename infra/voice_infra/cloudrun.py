@@ -64,10 +64,11 @@ class TwilioCloudRun(pulumi.ComponentResource):
                 "twilio",
                 stt_url=f"http://{ips[0]}:{WHISPER_PORT}",
                 llm_url=f"http://{ips[1]}:{OLLAMA_PORT}",
+                project=cfg.project,
             )
         )
         plain = {
-            key: urls.apply(lambda env, key=key: env[key]) for key in connector_env("", "", "")
+            key: urls.apply(lambda env, key=key: env[key]) for key in connector_env("", "", "", "")
         }
         env = [run.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in plain.items()]
         env += [

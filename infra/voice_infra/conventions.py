@@ -30,9 +30,11 @@ MAX_STREAM_SECONDS = 3600
 MAX_CALL_SECONDS = MAX_STREAM_SECONDS - 60
 
 
-def connector_env(providers: str, stt_url: str, llm_url: str) -> dict[str, str]:
-    """Config overrides (`VC_<SECTION>_<KEY>`) every media node deployment sets."""
+def connector_env(providers: str, stt_url: str, llm_url: str, project: str) -> dict[str, str]:
+    """Config overrides (`VC_<SECTION>_<KEY>`) every media node deployment sets, and the project
+    its log lines name in their trace field (neither Cloud Run nor GKE set it for us)."""
     return {
+        "GOOGLE_CLOUD_PROJECT": project,
         "VC_TRANSPORT_PROVIDERS": providers,
         "VC_GENERAL_LOG_FORMAT": "json",
         "VC_TWILIO_VALIDATE_SIGNATURES": "true",

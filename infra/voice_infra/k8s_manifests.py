@@ -138,6 +138,7 @@ def media_node_env(cfg: StackConfig) -> list[Manifest]:
         "opensips,twilio",
         stt_url=f"http://whisper.{svc}:{WHISPER_PORT}",
         llm_url=f"http://ollama.{svc}:{OLLAMA_PORT}",
+        project=cfg.project,
     )
     plain |= {
         "VC_OPENSIPS_RTP_PORT_RANGE": cfg.rtp_range_text,

@@ -218,6 +218,7 @@ def test_media_node_env_points_at_cluster_services_and_secrets() -> None:
     assert values["VC_LLM_URL"] == "http://ollama.voice-connector.svc.cluster.local:11434"
     assert values["VC_GENERAL_DRAIN_GRACE_SECONDS"] == "290"
     assert values["VC_GENERAL_WORKERS"] == "2"  # one worker process per requested core
+    assert values["GOOGLE_CLOUD_PROJECT"] == cfg.project  # log lines get their trace field
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
     assert refs == {
         "VC_TWILIO_AUTH_TOKEN": {"name": km.CONNECTOR_SECRET, "key": "twilio-auth-token"},
@@ -236,7 +237,7 @@ def test_media_node_env_uses_only_variables_the_connector_accepts() -> None:
     env = by_kind(render(config()), "Deployment", "media-node")["spec"]["template"]["spec"][
         "containers"
     ][1]["env"]
-    names = {e["name"] for e in env} | {"VC_OPENSIPS_PUBLIC_IP"}
+    names = {e["name"] for e in env if e["name"].startswith("VC_")} | {"VC_OPENSIPS_PUBLIC_IP"}
     assert names <= known, names - known
 
 

@@ -42,6 +42,10 @@ GMP_SIDECAR_IMAGE = (
 """Google's Managed Prometheus collector for Cloud Run; it scrapes :8080/metrics by default."""
 
 
+CLOUD_RUN_CPUS = 2
+"""vCPUs of a Cloud Run media node instance; it runs one worker process per vCPU."""
+
+
 class TwilioCloudRun(pulumi.ComponentResource):
     """WebSocket-friendly settings: 3600 s timeout, session affinity, CPU always allocated.
 
@@ -70,6 +74,7 @@ class TwilioCloudRun(pulumi.ComponentResource):
         plain = {
             key: urls.apply(lambda env, key=key: env[key]) for key in connector_env("", "", "", "")
         }
+        plain["VC_GENERAL_WORKERS"] = str(CLOUD_RUN_CPUS)  # one node process per vCPU
         env = [run.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in plain.items()]
         env += [
             run.ServiceTemplateContainerEnvArgs(
@@ -116,7 +121,7 @@ class TwilioCloudRun(pulumi.ComponentResource):
                         resources=run.ServiceTemplateContainerResourcesArgs(
                             cpu_idle=False,  # audio is paced between requests' bytes
                             startup_cpu_boost=True,
-                            limits={"cpu": "2", "memory": "2Gi"},
+                            limits={"cpu": str(CLOUD_RUN_CPUS), "memory": "2Gi"},
                         ),
                         startup_probe=probe("/readyz", period=5, failures=24),
                         liveness_probe=run.ServiceTemplateContainerLivenessProbeArgs(

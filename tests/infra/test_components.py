@@ -231,6 +231,8 @@ def test_cloud_run_reaches_gpu_services_through_direct_vpc(stacks: Stacks) -> No
     env = {e["name"]: e for e in run_template(stack)["containers"][0]["envs"]}
     whisper_ip = stack.one("gcp:compute/address:Address", "whisper-ilb")
     assert env["VC_TRANSPORT_PROVIDERS"]["value"] == "twilio"
+    assert env["VC_GENERAL_WORKERS"]["value"] == "2"  # one node process per vCPU
+    assert env["GOOGLE_CLOUD_PROJECT"]["value"]
     assert env["VC_STT_URL"]["value"].endswith(":9000")
     assert env["VC_LLM_URL"]["value"].endswith(":11434")
     assert whisper_ip.inputs["addressType"] == "INTERNAL"

@@ -1,13 +1,13 @@
 """A media node of several worker processes behind one HTTP port (`[general] workers`).
 
 One Python event loop carries ~40 Twilio or ~60 SIP call pipelines before Pipecat's per-frame
-work saturates it (benchmarks/results/). With `workers = N` the supervisor binds the HTTP port
-once and starts N worker processes that all accept on it (the kernel spreads new connections
-between them). Each worker runs the whole media node on its share (`WorkerShard`): an equal part
-of `max_calls` and of the RTP ports, its own OpenSIPS event socket, the OpenSIPS sessions whose
-key hashes to it. What must be node-wide lives in a directory they share: call records (any
-worker answers `/calls/{id}`), spent Twilio call tokens, and the Prometheus samples (any worker's
-`/metrics` serves the node's totals).
+work saturates it (benchmarks/results/). With `workers = N` the supervisor starts N worker
+processes, each listening on the HTTP port through SO_REUSEPORT (the kernel spreads new
+connections evenly between them). Each worker runs the whole media node on its share
+(`WorkerShard`): an equal part of `max_calls` and of the RTP ports, its own OpenSIPS event
+socket, the OpenSIPS sessions whose key hashes to it. What must be node-wide lives in a
+directory they share: call records (any worker answers `/calls/{id}`), spent Twilio call tokens,
+and the Prometheus samples (any worker's `/metrics` serves the node's totals).
 
 The supervisor forwards SIGTERM (each worker drains its calls, see lifecycle.py), restarts a
 worker that dies on its own, and removes the shared directory at the end.
@@ -41,12 +41,19 @@ RESTART_DELAY_SECS = 1.0
 
 
 def bind_http_socket(host: str, port: int) -> socket.socket:
-    """The node's listening socket, bound once and inherited by every worker (as uvicorn does)."""
+    """A socket on the node's HTTP port in the port's SO_REUSEPORT group.
+
+    Each worker listens on its own one, and the kernel spreads new connections evenly between
+    the listening sockets of the group (by hash); one socket shared by all would hand each
+    connection to whichever worker woke first, and a busy worker would take more. The supervisor
+    binds one too, without listening (so it gets no connections): a port already taken fails
+    at start, not in a worker restart loop.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.set_inheritable(True)
     return sock
 
 
@@ -56,10 +63,8 @@ def load_factory(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def worker_main(
-    settings: Settings, shard: WorkerShard, sock: socket.socket, shared_dir: Path, factory: str
-) -> None:
-    """One worker process: the media node app on its share, served on the shared socket."""
+def worker_main(settings: Settings, shard: WorkerShard, shared_dir: Path, factory: str) -> None:
+    """One worker process: the media node app on its share, on its own socket of the port."""
     import uvicorn
 
     from media_node import lifecycle
@@ -71,6 +76,7 @@ def worker_main(
     config = uvicorn.Config(
         app, ws_max_size=settings.twilio.max_message_bytes, log_config=None, lifespan="on"
     )
+    sock = bind_http_socket(general.http_host, general.http_port)
     logger.info(f"worker {shard.index + 1}/{shard.count} (pid {os.getpid()}) serving")
     lifecycle.serve(config, app.state.drain, general.drain_grace_seconds, sockets=[sock])
 
@@ -95,7 +101,7 @@ class Supervisor:
         """Serve until SIGTERM/SIGINT and every worker's drain are over; 0 if all exited cleanly."""
         os.environ[MULTIPROCESS_DIR_ENV] = str(self.metrics_dir)  # inherited by the workers
         general = self.settings.general
-        self._sock = bind_http_socket(general.http_host, general.http_port)
+        self._sock = bind_http_socket(general.http_host, general.http_port)  # claims the port
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         logger.info(
             f"media node: {self.count} workers on {general.http_host}:{general.http_port}, "
@@ -115,16 +121,9 @@ class Supervisor:
         return 0 if clean else 1
 
     def _start(self, index: int) -> None:
-        assert self._sock is not None
         process = self._context.Process(
             target=worker_main,
-            args=(
-                self.settings,
-                WorkerShard(index, self.count),
-                self._sock,
-                self.shared_dir,
-                self.factory,
-            ),
+            args=(self.settings, WorkerShard(index, self.count), self.shared_dir, self.factory),
             name=f"media-node-worker-{index}",
         )
         process.start()

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from media_node.calls import CallRegistry, SharedRecords
-from media_node.health import DependencyMonitor, dependency_probes
+from media_node.health import DependencyMonitor, SharedReadiness, dependency_probes
 from voice_connector.config import Settings
 from voice_connector.services import factory
 from voice_connector.telemetry import metrics as node_metrics
@@ -66,6 +66,25 @@ def create_app(
     registry = CallRegistry(settings, services_override, shared)
     providers = TransportFactory(settings, shard, shared_dir).create_all()
     state = NodeState()
+    workers = (
+        SharedReadiness(shared_dir / "ready", shard.index, shard.count)
+        if shared_dir and shard.count > 1
+        else None
+    )
+
+    def readiness() -> dict[str, Any]:
+        """This worker's checks, and in a node of several workers every worker's verdict."""
+        body = state.ready(providers, registry)
+        if workers is not None:
+            ok, why = workers.node()
+            body["checks"]["workers"] = {"ok": ok, "detail": why}
+            body["ready"] = body["ready"] and ok
+        return body
+
+    def own_verdict() -> tuple[bool, str]:
+        body = state.ready(providers, registry)
+        failing = [f"{n}: {c['detail']}" for n, c in body["checks"].items() if not c["ok"]]
+        return body["ready"], "; ".join(failing) or "ok"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -77,9 +96,12 @@ def create_app(
         monitoring = asyncio.create_task(monitor.run())
         for provider in providers:
             await provider.start(registry.handle, registry.admit)
+        publishing = asyncio.create_task(workers.keep_publishing(own_verdict)) if workers else None
         try:
             yield
         finally:
+            if publishing is not None:
+                publishing.cancel()
             for provider in providers:
                 await provider.stop()
             monitoring.cancel()
@@ -108,12 +130,12 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        body = state.ready(providers, registry)
+        body = readiness()
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
-        body = state.ready(providers, registry)
+        body = readiness()
         node_metrics.refresh_node(body["ready"], {p.name: p.readiness()[0] for p in providers})
         return PlainTextResponse(
             generate_latest(node_metrics.scrape_registry()), media_type=CONTENT_TYPE_LATEST

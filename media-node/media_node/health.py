@@ -9,7 +9,10 @@ its dependencies are), slowly while all answer (a readiness probe costs no netwo
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 import aiohttp
@@ -121,3 +124,50 @@ class DependencyMonitor:
         while True:
             all_ok = await self.check_once()
             await asyncio.sleep(self.interval_ok if all_ok else self.interval_failing)
+
+
+class SharedReadiness:
+    """Readiness of every worker of a node, through the directory the workers share.
+
+    A probe reaches one worker, but a call may reach any: each worker publishes its own verdict
+    every `PUBLISH_SECS`, and `/readyz` on any of them is ready only while every worker's latest
+    verdict is ready and fresh (a worker still loading its models, hung or restarting is not).
+    """
+
+    PUBLISH_SECS = 1.0
+    STALE_SECS = 10.0
+
+    def __init__(self, directory: Path, index: int, count: int) -> None:
+        self.directory = directory
+        self.index = index
+        self.count = count
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def publish(self, ready: bool, detail: str) -> None:
+        path = self.directory / f"{self.index}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"ready": ready, "detail": detail, "at": time.time()}))
+        temporary.replace(path)
+
+    def node(self) -> tuple[bool, str]:
+        """(every worker ready, why not: the first worker that is not)."""
+        now = time.time()
+        for index in range(self.count):
+            try:
+                verdict = json.loads((self.directory / f"{index}.json").read_text())
+            except (OSError, ValueError):
+                return False, f"worker {index}: not started"
+            if now - float(verdict.get("at", 0)) > self.STALE_SECS:
+                return False, f"worker {index}: silent for {now - float(verdict['at']):.0f} s"
+            if not verdict.get("ready"):
+                return False, f"worker {index}: {verdict.get('detail', 'not ready')}"
+        return True, f"{self.count} workers ready"
+
+    async def keep_publishing(self, verdict: Callable[[], tuple[bool, str]]) -> None:
+        """Publish this worker's `verdict()` until cancelled."""
+        while True:
+            try:
+                self.publish(*verdict())
+            except OSError as exc:
+                logger.warning(f"worker readiness not published: {exc}")
+            await asyncio.sleep(self.PUBLISH_SECS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from media_node.calls import CallRegistry, SharedRecords
+from media_node.health import SharedReadiness
 from voice_connector.config import Settings, load_settings
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.transports.twilio.security import ReplayGuard
@@ -78,3 +80,18 @@ def test_any_worker_answers_for_a_call_another_one_ran(tmp_path: Path) -> None:
         os.utime(path, (old, old))
     shared.prune()
     assert list(tmp_path.glob("*.json")) == []
+
+
+def test_the_node_is_ready_only_while_every_worker_says_so(tmp_path: Path) -> None:
+    first, second = (SharedReadiness(tmp_path, i, 2) for i in range(2))
+    assert first.node() == (False, "worker 0: not started")
+    first.publish(True, "ok")
+    second.publish(False, "models: loading")
+    assert second.node() == (False, "worker 1: models: loading")
+    second.publish(True, "ok")
+    assert first.node() == (True, "2 workers ready") == second.node()
+    stale = json.loads((tmp_path / "1.json").read_text())
+    stale["at"] -= SharedReadiness.STALE_SECS + 5  # worker 1 hung or died
+    (tmp_path / "1.json").write_text(json.dumps(stale))
+    ok, why = first.node()
+    assert not ok and why.startswith("worker 1: silent for")

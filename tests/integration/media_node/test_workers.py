@@ -114,7 +114,8 @@ async def test_two_workers_share_the_calls_and_the_node_state(
             assert result.server_record["outcome"] != "active"
             assert any(t["bot_audio_at"] for t in result.server_record["turns"])
     assert calls_started(port) == 10  # both workers' counters, merged
-    readiness = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
+    async with httpx.AsyncClient() as client:
+        readiness = (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=5)).json()
     assert "workers" in readiness["checks"]  # the node's verdict, whichever worker answers
 
     node.send_signal(signal.SIGTERM)

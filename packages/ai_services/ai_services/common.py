@@ -534,6 +534,19 @@ def serve(app: FastAPI, args: argparse.Namespace) -> None:
     )
 
 
+async def receive_request(ws: WebSocket) -> str | None:
+    """The next JSON request's text; None once the client has left.
+
+    A binary frame raises `ServiceError` (the JSON services answer it with an error and go on).
+    """
+    msg = await ws.receive()
+    if msg["type"] == "websocket.disconnect":
+        return None
+    if msg.get("text") is None:
+        raise ServiceError(400, "binary frames are not accepted: send a JSON request")
+    return str(msg["text"])
+
+
 async def run_ws_session(
     ws: WebSocket,
     metrics: ServiceMetrics,

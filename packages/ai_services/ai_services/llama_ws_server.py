@@ -35,6 +35,7 @@ from ai_services.common import (
     base_parser,
     create_app,
     error_message,
+    receive_request,
     run_ws_session,
     serve,
     set_call_id,
@@ -114,13 +115,11 @@ def build_app(
 
     async def session(ws: WebSocket) -> None:
         while True:
-            msg = await ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
             try:
-                if msg.get("text") is None:
-                    raise ServiceError(400, "binary frames are not accepted: send JSON")
-                await answer(ws, msg["text"])
+                text = await receive_request(ws)
+                if text is None:
+                    return
+                await answer(ws, text)
             except WebSocketDisconnect:
                 raise
             except Exception as exc:

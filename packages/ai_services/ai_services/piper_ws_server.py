@@ -35,6 +35,7 @@ from ai_services.common import (
     WorkQueue,
     base_parser,
     create_app,
+    receive_request,
     run_ws_session,
     serve,
     set_call_id,
@@ -123,15 +124,13 @@ def build_app(settings: Settings) -> FastAPI:
 
     async def session(ws: WebSocket) -> None:
         while True:
-            msg = await ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
             try:
-                if msg.get("text") is None:
-                    raise ServiceError(400, "binary frames are not accepted: send a JSON request")
+                text = await receive_request(ws)
+                if text is None:
+                    return
                 voice = await voice_slot.get()
                 rate = voice.config.sample_rate
-                req = check_request(msg["text"], name, rate, settings.max_text_chars)
+                req = check_request(text, name, rate, settings.max_text_chars)
                 if "call_id" in req:
                     set_call_id(req["call_id"])
                 log.info("speaking %d characters", len(req["text"]))

@@ -37,11 +37,18 @@ GATHER_SECS = 0.004
 the delay added to a VAD decision (its own stop wait is 200 ms); below it, batches stay small."""
 
 
+def window_samples(sample_rate: int) -> int:
+    """Samples per Silero window (32 ms) at `sample_rate`; only 8 and 16 kHz are supported."""
+    if sample_rate not in SAMPLE_RATES:
+        raise ValueError(f"Silero VAD runs at 8000 or 16000 Hz, not {sample_rate}")
+    return 512 if sample_rate == 16000 else 256
+
+
 class SileroStream:
     """One call's Silero state: the recurrent state and the audio context before its next window."""
 
     def __init__(self, sample_rate: int) -> None:
-        self.window = 512 if sample_rate == 16000 else 256
+        self.window = window_samples(sample_rate)
         self._context_size = 64 if sample_rate == 16000 else 32
         self.reset()
 
@@ -71,8 +78,7 @@ class SileroBatchEngine:
     def __init__(self, sample_rate: int) -> None:
         import onnxruntime
 
-        if sample_rate not in SAMPLE_RATES:
-            raise ValueError(f"Silero VAD runs at 8000 or 16000 Hz, not {sample_rate}")
+        window_samples(sample_rate)  # a supported rate
         self.sample_rate = sample_rate
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
@@ -181,14 +187,13 @@ class BatchedSileroVADAnalyzer(VADAnalyzer):
         self._low_confidence_windows = 0
 
     def set_sample_rate(self, sample_rate: int) -> None:
-        if sample_rate not in SAMPLE_RATES:
-            raise ValueError(f"Silero VAD runs at 8000 or 16000 Hz, not {sample_rate}")
+        window_samples(self._init_sample_rate or sample_rate)  # refuse other rates at the start
         super().set_sample_rate(sample_rate)
         self._stream = SileroStream(self.sample_rate)
         self._loudness = LoudnessTracker(self.sample_rate)
 
     def num_frames_required(self) -> int:
-        return 512 if self.sample_rate == 16000 else 256
+        return window_samples(self.sample_rate)
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """Score the whole windows this buffer completes, then run Pipecat's state machine."""
@@ -226,8 +231,9 @@ class BatchedSileroVADAnalyzer(VADAnalyzer):
             self._low_confidence_windows += 1
         else:
             self._low_confidence_windows = 0
+        assert self._stream is not None
         due = (
-            self._windows_since_reset * self.num_frames_required()
+            self._windows_since_reset * self._stream.window
             >= pipecat_silero._MODEL_RESET_INTERVAL_SECS * self.sample_rate
         )
         if (
@@ -235,6 +241,5 @@ class BatchedSileroVADAnalyzer(VADAnalyzer):
             and self._vad_state == VADState.QUIET
             and self._low_confidence_windows >= pipecat_silero._MODEL_RESET_LOW_CONFIDENCE_WINDOWS
         ):
-            assert self._stream is not None
             self._stream.reset()
             self._windows_since_reset = 0

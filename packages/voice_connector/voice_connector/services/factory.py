@@ -101,8 +101,16 @@ def create_tts(settings: Settings, call_id: str = "") -> TTSService:
 
 
 def preload(settings: Settings) -> None:
-    """Load the in-process models the configuration (and every flavor) will use, once."""
+    """Load the in-process models the configuration (and every flavor) will use, once.
+
+    The VAD engine too: every call uses it, and its ONNX session would otherwise be created by
+    the first call, on the event loop.
+    """
+    from voice_connector.audio.vad import silero_engine
+    from voice_connector.pipeline.builder import PIPELINE_SAMPLE_RATE
     from voice_connector.services import shared_models
+
+    silero_engine(PIPELINE_SAMPLE_RATE)
 
     variants = [settings] + [settings.for_flavor(name) for name in settings.flavors]
     for variant in variants:

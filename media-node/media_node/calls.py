@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
-import os
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -16,6 +12,7 @@ from loguru import logger
 
 from voice_connector.config import Settings
 from voice_connector.pipeline.builder import CallServices, run_call
+from voice_connector.shared_files import ExpirySweeper, key_path, read_json, write_json
 from voice_connector.telemetry import metrics
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.telemetry.logging import call_context
@@ -36,28 +33,17 @@ class SharedRecords:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, call_id: str) -> Path:
-        return self.directory / f"{hashlib.sha256(call_id.encode()).hexdigest()}.json"
+        self._sweeper = ExpirySweeper(directory)
 
     def save(self, record: CallRecord) -> None:
-        path = self._path(record.call_id)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(record.to_json()))
-        temporary.replace(path)
+        write_json(key_path(self.directory, record.call_id, ".json"), record.to_json())
 
     def load(self, call_id: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._path(call_id).read_text())
-        except (OSError, ValueError):
-            return None
+        return read_json(key_path(self.directory, call_id, ".json"))
 
     def prune(self, older_than: float = SHARED_RECORD_SECONDS) -> None:
-        cutoff = time.time() - older_than
-        for path in self.directory.glob("*.json"):
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+        """Forget records older than `older_than` (at most once a minute: called per call)."""
+        self._sweeper.sweep(time.time() - older_than)
 
 
 class CallRegistry:

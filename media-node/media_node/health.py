@@ -9,7 +9,6 @@ its dependencies are), slowly while all answer (a readiness probe costs no netwo
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from loguru import logger
 
 from voice_connector.config import Settings
 from voice_connector.services.llm.ollama_models import ensure_model
+from voice_connector.shared_files import read_json, write_json
 
 Probe = Callable[[], Awaitable[tuple[bool, str]]]
 Report = Callable[[str, bool, str], None]
@@ -144,18 +144,15 @@ class SharedReadiness:
         directory.mkdir(parents=True, exist_ok=True)
 
     def publish(self, ready: bool, detail: str) -> None:
-        path = self.directory / f"{self.index}.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"ready": ready, "detail": detail, "at": time.time()}))
-        temporary.replace(path)
+        verdict = {"ready": ready, "detail": detail, "at": time.time()}
+        write_json(self.directory / f"{self.index}.json", verdict)
 
     def node(self) -> tuple[bool, str]:
         """(every worker ready, why not: the first worker that is not)."""
         now = time.time()
         for index in range(self.count):
-            try:
-                verdict = json.loads((self.directory / f"{index}.json").read_text())
-            except (OSError, ValueError):
+            verdict = read_json(self.directory / f"{index}.json")
+            if not isinstance(verdict, dict):
                 return False, f"worker {index}: not started"
             if now - float(verdict.get("at", 0)) > self.STALE_SECS:
                 return False, f"worker {index}: silent for {now - float(verdict['at']):.0f} s"

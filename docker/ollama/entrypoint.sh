@@ -6,7 +6,7 @@
 #   entrypoint.sh ARGS...   any other ollama command
 set -eu
 
-MODEL="${OLLAMA_MODEL:-qwen2.5:0.5b}"
+MODEL="${OLLAMA_MODEL:-qwen2.5-coder:0.5b}"
 START_TIMEOUT="${OLLAMA_START_TIMEOUT:-60}"
 
 has_model() {

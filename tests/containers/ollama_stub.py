@@ -3,7 +3,7 @@
 Why: the health, drain and cold-start checks are about the node's lifecycle, not about words; a
 real model would only add load time and CPU. Standard library only, so it starts in ~50 ms.
 
-    python -m tests.containers.ollama_stub --port 11434 [--model qwen2.5:0.5b] [--reply TEXT]
+    python -m tests.containers.ollama_stub --port 11434 [--model qwen2.5-coder:0.5b] [--reply TEXT]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DEFAULT_MODEL = "qwen2.5:0.5b"
+DEFAULT_MODEL = "qwen2.5-coder:0.5b"
 DEFAULT_REPLY = "Sure. I can help you with that today."
 
 

@@ -119,7 +119,7 @@ def test_ollama_image_entrypoint_serves_and_reports_the_model(tmp_path: Path) ->
     env = {
         **stage.env,
         "OLLAMA_HOST": f"127.0.0.1:{port}",
-        "OLLAMA_MODEL": "qwen2.5:0.5b",
+        "OLLAMA_MODEL": "qwen2.5-coder:0.5b",
         "PATH": f"{fake.parent}:/usr/bin:/bin",
     }
     server = Process(local_argv(stage, stage.argv), env, tmp_path / "out.log")

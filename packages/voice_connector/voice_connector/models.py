@@ -14,7 +14,7 @@ from pathlib import Path
 
 QWEN_PARTS = 6
 QWEN_GGUF_SIZE = 491_400_064
-QWEN_MODEL_NAME = "qwen2.5:0.5b"
+QWEN_MODEL_NAME = "qwen2.5-coder:0.5b"
 
 
 class ModelNotInstalledError(RuntimeError):

@@ -282,8 +282,8 @@ def test_tool_call_filter_parses_calls_out_of_the_stream():
 
 
 def test_model_names_match_like_ollama():
-    full = "registry.ollama.ai/library/qwen2.5:0.5b"
-    assert normalize_name("Qwen2.5:0.5b") == normalize_name(full)
+    full = "registry.ollama.ai/library/qwen2.5-coder:0.5b"
+    assert normalize_name("Qwen2.5-Coder:0.5b") == normalize_name(full)
     assert normalize_name("qwen2.5") == "qwen2.5:latest"
 
 
@@ -297,7 +297,7 @@ async def test_qwen_answers_through_the_real_client(qwen_ollama):
     parts = [
         p
         async for p in await client.chat(
-            model="qwen2.5:0.5b",
+            model="qwen2.5-coder:0.5b",
             messages=messages,
             stream=True,
             options={"temperature": 0, "num_predict": 40},
@@ -308,7 +308,7 @@ async def test_qwen_answers_through_the_real_client(qwen_ollama):
     last = parts[-1]
     assert last.done and last.eval_count > 0 and last.prompt_eval_count > 10
     listed = (await client.list()).models
-    assert listed[0].model == "qwen2.5:0.5b"
+    assert listed[0].model == "qwen2.5-coder:0.5b"
     assert listed[0].details.family == "qwen2" and listed[0].details.quantization_level == "Q4_K_M"
 
 
@@ -330,7 +330,7 @@ async def test_qwen_tools_come_back_as_tool_calls(qwen_ollama):
         }
     ]
     resp = await client.chat(
-        model="qwen2.5:0.5b",
+        model="qwen2.5-coder:0.5b",
         tools=tools,
         options={"temperature": 0, "num_predict": 80},
         messages=[{"role": "user", "content": "Transfer me to the billing department."}],

@@ -67,7 +67,7 @@ async def test_qwen_tool_call_in_openai_shape(qwen_ollama):
         }
     ]
     resp = await client(qwen_ollama).chat.completions.create(
-        model="qwen2.5:0.5b",
+        model="qwen2.5-coder:0.5b",
         tools=tools,
         temperature=0,
         max_tokens=80,

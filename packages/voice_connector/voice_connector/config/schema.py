@@ -274,7 +274,7 @@ class LLMSettings(Section):
     url: str = Field(
         "http://127.0.0.1:11434", description="Ollama host, or the Llama WebSocket URL (ws://...)."
     )
-    model: str = Field("qwen2.5:0.5b", description="Model name asked of Ollama.")
+    model: str = Field("qwen2.5-coder:0.5b", description="Model name asked of Ollama.")
     system_prompt: str = Field(
         "You are a friendly phone assistant. Answer in one or two short spoken sentences.",
         description="System prompt opening every conversation.",

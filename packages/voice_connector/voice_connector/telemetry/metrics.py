@@ -103,6 +103,12 @@ PROVIDER_RECONNECTS = Counter(
     "Reconnections of provider clients to their AI service.",
     ["provider"],
 )
+INPUT_DROPPED = Counter(
+    "voice_connector_input_dropped",
+    "Malformed or oversized peer input dropped, by surface (twilio, twilio_auth, opensips_event) "
+    "and reason (a fixed word: not-json, too-deep, binary...).",
+    ["surface", "reason"],
+)
 RTP_PACKETS = Counter(
     "voice_connector_rtp_packets", "RTP packets, by direction (received, sent).", ["direction"]
 )
@@ -300,6 +306,11 @@ def record_provider_error(kind: str, provider: str) -> None:
 def record_reconnect(provider: str) -> None:
     """For provider clients: call on each reconnection to the AI service (e.g. `vosk`)."""
     PROVIDER_RECONNECTS.labels(provider).inc()
+
+
+def record_dropped_input(surface: str, reason: str) -> None:
+    """Count one dropped peer message; `reason` must come from code, never from the peer."""
+    INPUT_DROPPED.labels(surface, reason).inc()
 
 
 # --------------------------------------------------------------------------- RTP

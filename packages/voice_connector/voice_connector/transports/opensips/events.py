@@ -21,11 +21,19 @@ from typing import Any
 from loguru import logger
 from opensips.event import OpenSIPSEventHandler
 
+from voice_connector import untrusted_json
 from voice_connector.config.schema import OpenSIPSSettings
+from voice_connector.telemetry.logging import clip
+from voice_connector.telemetry.metrics import record_dropped_input
 from voice_connector.transports.opensips.mi import MIClient, MIError
 
 EVENT_NAME = "E_UA_SESSION"
 EVENT_RCVBUF = 4 << 20  # capped by net.core.rmem_max; see docs/opensips.md
+MAX_EVENT_BYTES = 65535
+"""A UDP datagram's limit; an INVITE with its SDP is ~1.5 kB."""
+MAX_KEY_CHARS = 256
+_TOKEN = re.compile(r"[A-Za-z_]{1,32}")
+"""SIP method names and event types: short words (a peer's long junk never reaches a log)."""
 
 
 class EventError(ValueError):
@@ -58,19 +66,22 @@ class UaSessionEvent:
 def parse_event(data: bytes) -> UaSessionEvent:
     """Decode one datagram; raises EventError with a short reason."""
     try:
-        message = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventError("not JSON") from exc
+        message = untrusted_json.loads(data, MAX_EVENT_BYTES)
+    except untrusted_json.BadJSON as exc:  # too large, too deep, 1e999, not UTF-8, not JSON
+        plain = exc.reason in ("not-json", "not-utf8")
+        raise EventError("not JSON" if plain else f"not JSON ({exc.reason})") from exc
     if not isinstance(message, dict) or message.get("method") != EVENT_NAME:
         raise EventError(f"not an {EVENT_NAME} notification")
     params = message.get("params")
     if not isinstance(params, dict):
         raise EventError("no params")
     key, event_type, method = params.get("key"), params.get("event_type"), params.get("method")
-    if not isinstance(key, str) or not key:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
         raise EventError("missing key")
     if not isinstance(event_type, str) or not isinstance(method, str):
         raise EventError("missing event_type/method")
+    if not (_TOKEN.fullmatch(event_type) and _TOKEN.fullmatch(method)):
+        raise EventError("bad event_type/method")
     status = params.get("status") or 0
     extra = params.get("extra_params")
     return UaSessionEvent(
@@ -88,7 +99,7 @@ def parse_event(data: bytes) -> UaSessionEvent:
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # junk, a huge digit string, infinity
         return 0
 
 
@@ -151,8 +162,9 @@ class EventListener(asyncio.DatagramProtocol):
         except EventError as exc:
             reason = str(exc)
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            record_dropped_input("opensips_event", reason)
             if self.rejected[reason] == 1:  # once per kind: garbage must not flood the log
-                logger.warning(f"OpenSIPS event from {addr} dropped: {reason} ({data[:80]!r})")
+                logger.warning(f"OpenSIPS event from {addr} dropped: {reason} ({clip(data)})")
             return
         try:
             self._on_event(event)

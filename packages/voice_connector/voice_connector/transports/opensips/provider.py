@@ -39,6 +39,10 @@ GIL_SWITCH_INTERVAL = 0.0001
 a busy event loop holds it that long each time, and 50 streams' packets spread over a whole tick
 (p99 send jitter 16 ms at 50 calls with 1 ms; 0.6-5 ms with 0.1 ms)."""
 
+MAX_LOGGED_KINDS = 64
+"""Distinct unexpected method/event pairs warned about once each; a peer inventing names
+gets no more (the set and the log stay bounded)."""
+
 
 class OpenSIPSProvider(TransportProvider):
     """Accepts SIP calls from one OpenSIPS instance."""
@@ -146,7 +150,7 @@ class OpenSIPSProvider(TransportProvider):
             return  # another worker of this node answers it
         if event.event_type != "NEW" or event.method != "INVITE":
             what = f"{event.method}/{event.event_type}"
-            if what not in self._unknown_logged:
+            if what not in self._unknown_logged and len(self._unknown_logged) < MAX_LOGGED_KINDS:
                 self._unknown_logged.add(what)
                 logger.warning(f"[{event.key}] {what} for an unknown session ignored")
             return

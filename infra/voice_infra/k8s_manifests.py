@@ -46,7 +46,15 @@ PRESTOP_SECONDS = 5  # endpoints and the load balancer stop sending new work bef
 # their environment; `exec` keeps the real process as the container's signal receiver.
 ENV_WRAPPER = ["/bin/sh", "-c", f'set -a; . {NODE_ENV_FILE}; set +a; exec "$@"', "--"]
 CONNECTOR_COMMAND = ["python", "-m", "media_node"]
-OPENSIPS_COMMAND = ["opensips", "-F", "-f", "/etc/opensips/opensips.cfg"]
+# `-p opensips-env` (in the image) advertises VC_OPENSIPS_PUBLIC_IP in Via/Contact at start.
+OPENSIPS_COMMAND = [
+    "opensips",
+    "-F",
+    "-f",
+    "/etc/opensips/opensips.cfg",
+    "-p",
+    "/usr/local/bin/opensips-env",
+]
 
 # The pod's host IP is the node's internal address; the external one (what SDP must advertise)
 # only the metadata server knows. hostNetwork pods reach the GCE metadata server directly.

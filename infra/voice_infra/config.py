@@ -58,7 +58,7 @@ KNOWN_KEYS = {
     "configFile",
     "streamTarget",
 }
-SECRET_KEYS = ("twilioAuthToken", "twilioAccountSid", "callTokenSigningKey")
+SECRET_KEYS = ("twilioAuthToken", "twilioAccountSid", "outboundCallToken")
 PROD_STACKS = {"prod"}
 STREAM_TARGETS = ("cloudrun", "gke")  # who serves wss://HOST/twilio/stream
 
@@ -298,7 +298,7 @@ class SecretValues:
 
     twilio_auth_token: pulumi.Output[str]
     twilio_account_sid: pulumi.Output[str]
-    call_token_signing_key: pulumi.Output[str]
+    outbound_call_token: pulumi.Output[str]
 
 
 def load_secrets() -> SecretValues:

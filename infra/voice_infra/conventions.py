@@ -13,12 +13,14 @@ OLLAMA_PORT = 11434
 # Secret Manager secret ids (prefixed with the stack's prefix when created).
 AUTH_TOKEN = "twilio-auth-token"
 ACCOUNT_SID = "twilio-account-sid"
-SIGNING_KEY = "call-token-signing-key"
+OUTBOUND_TOKEN = "outbound-call-token"
+"""Bearer token callers of `outbound_call` present. Call tokens (the `<Parameter>` that opens a
+media stream) need no secret of their own: both ends key them from the Twilio auth token."""
 
 SECRET_ENV = {
     AUTH_TOKEN: "VC_TWILIO_AUTH_TOKEN",
     ACCOUNT_SID: "VC_TWILIO_ACCOUNT_SID",
-    SIGNING_KEY: "VC_CALL_TOKEN_SIGNING_KEY",
+    OUTBOUND_TOKEN: "OUTBOUND_CALL_TOKEN",
 }
 # Env var → secret id for the media node. Only variables its config schema knows: the node
 # refuses unknown VC_* variables at start-up.

@@ -1,22 +1,28 @@
-"""Cloud Functions 2nd gen for Twilio webhooks and outbound calls, deployed from GCS sources."""
+"""Cloud Functions 2nd gen for Twilio webhooks and outbound calls, deployed from GCS sources.
+
+Each function gets the connector's own configuration (`VC_*`, which its config loader accepts)
+plus the few function-only variables `functions/*/main.py` read (`OUTBOUND_*`,
+`STATUS_CALLBACK_URL`); the archive is built by `functions/vendor.py` and carries the stack's INI,
+so per-number flavors are the same as on the media nodes.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_gcp as gcp
 from pulumi_gcp import cloudfunctionsv2 as fn
 
+from voice_infra import function_source
 from voice_infra.config import StackConfig
-from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, SECRET_ENV, SIGNING_KEY
+from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, OUTBOUND_TOKEN, SECRET_ENV
 from voice_infra.identity import ServiceAccounts
 from voice_infra.secrets import Secrets
 
-FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 RUNTIME = "python311"
+FROM_NUMBER_ENV = "OUTBOUND_FROM_NUMBER"
+STATUS_CALLBACK_ENV = "STATUS_CALLBACK_URL"
 
 
 @dataclass(frozen=True)
@@ -29,25 +35,29 @@ class FunctionSpec:
 
 
 SPECS = (
-    FunctionSpec("twilio_voice", (AUTH_TOKEN, SIGNING_KEY), public=True),
-    FunctionSpec("twilio_status", (AUTH_TOKEN,), public=True),
-    # Starting calls costs money: only principals granted run.invoker may call it.
-    FunctionSpec("outbound_call", (AUTH_TOKEN, ACCOUNT_SID, SIGNING_KEY), public=False),
+    FunctionSpec("twilio_voice", (AUTH_TOKEN, ACCOUNT_SID), public=True),
+    FunctionSpec("twilio_status", (AUTH_TOKEN, ACCOUNT_SID), public=True),
+    # Starting calls costs money: only principals granted run.invoker (and holding the bearer
+    # token) may call it.
+    FunctionSpec("outbound_call", (AUTH_TOKEN, ACCOUNT_SID, OUTBOUND_TOKEN), public=False),
 )
 
 
-def source_digest(directory: Path) -> str:
-    """Content hash of a function's sources: a new object name (and deploy) per change only."""
-    digest = hashlib.sha256()
-    if directory.is_dir():
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            if "__pycache__" in path.parts:
-                continue
-            digest.update(path.relative_to(directory).as_posix().encode())
-            digest.update(path.read_bytes())
-    else:
-        pulumi.log.warn(f"function sources missing: {directory}")
-    return digest.hexdigest()[:16]
+def media_url(host: str) -> str:
+    """`[general] public_url` of the media node the functions hand calls to (TLS: Twilio's wss)."""
+    return f"https://{host}"
+
+
+@dataclass
+class TwilioFunctionsArgs:
+    """What the functions need from the rest of the stack."""
+
+    media_host: pulumi.Input[str]
+    """Host serving `wss://HOST/twilio/stream` (Cloud Run, or the GKE Ingress domain)."""
+    ini_text: str
+    """The connector INI shipped in every archive (the same text as the cluster's ConfigMap)."""
+    accounts: ServiceAccounts
+    secrets: Secrets
 
 
 class TwilioFunctions(pulumi.ComponentResource):
@@ -57,9 +67,7 @@ class TwilioFunctions(pulumi.ComponentResource):
         self,
         name: str,
         cfg: StackConfig,
-        media_host: pulumi.Input[str],
-        accounts: ServiceAccounts,
-        secrets: Secrets,
+        args: TwilioFunctionsArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("voice-connector:infra:TwilioFunctions", name, None, opts)
@@ -82,14 +90,18 @@ class TwilioFunctions(pulumi.ComponentResource):
         )
         self.functions: dict[str, fn.Function] = {}
         self.urls: dict[str, pulumi.Output[str]] = {}
+        base_env: dict[str, pulumi.Input[str]] = {
+            "GOOGLE_CLOUD_PROJECT": cfg.project,  # the trace field of log lines
+            "VC_GENERAL_PUBLIC_URL": pulumi.Output.from_input(args.media_host).apply(media_url),
+            "VC_TWILIO_VALIDATE_SIGNATURES": "true",
+        }
         for spec in SPECS:
-            env: dict[str, pulumi.Input[str]] = {"VC_MEDIA_HOST": media_host}
-            if cfg.twilio_phone_number:
-                env["VC_TWILIO_FROM_NUMBER"] = cfg.twilio_phone_number
+            env = dict(base_env)
             if spec.name == "outbound_call":
-                env["VC_VOICE_URL"] = self.urls["twilio_voice"]
-                env["VC_STATUS_URL"] = self.urls["twilio_status"]
-            self.functions[spec.name] = self._function(cfg, spec, env, accounts, secrets, child)
+                env[STATUS_CALLBACK_ENV] = self.urls["twilio_status"]
+                if cfg.twilio_phone_number:
+                    env[FROM_NUMBER_ENV] = cfg.twilio_phone_number
+            self.functions[spec.name] = self._function(cfg, spec, env, args, child)
             self.urls[spec.name] = self.functions[spec.name].url
         self.register_outputs(dict(self.urls))
 
@@ -98,19 +110,19 @@ class TwilioFunctions(pulumi.ComponentResource):
         cfg: StackConfig,
         spec: FunctionSpec,
         env: dict[str, pulumi.Input[str]],
-        accounts: ServiceAccounts,
-        secrets: Secrets,
+        args: TwilioFunctionsArgs,
         child: pulumi.ResourceOptions,
     ) -> fn.Function:
-        directory = FUNCTIONS_DIR / spec.name
         slug = f"{cfg.prefix}-{spec.name.replace('_', '-')}"
+        zip_path = function_source.archive(spec.name, args.ini_text)
         source = gcp.storage.BucketObject(
             f"{slug}-source",
             bucket=self.bucket.name,
-            name=f"{spec.name}-{source_digest(directory)}.zip",
-            source=pulumi.FileArchive(str(directory)),
+            name=zip_path.name,  # content digest: a new object (and deploy) per change only
+            source=pulumi.FileAsset(str(zip_path)),
             opts=child,
         )
+        builder = args.accounts.accounts["function-builder"]
         function = fn.Function(
             slug,
             project=cfg.project,
@@ -119,6 +131,8 @@ class TwilioFunctions(pulumi.ComponentResource):
             build_config=fn.FunctionBuildConfigArgs(
                 runtime=RUNTIME,
                 entry_point=spec.name,
+                # New projects no longer build with the default compute account: name one.
+                service_account=builder.name,
                 source=fn.FunctionBuildConfigSourceArgs(
                     storage_source=fn.FunctionBuildConfigSourceStorageSourceArgs(
                         bucket=self.bucket.name, object=source.name
@@ -126,7 +140,7 @@ class TwilioFunctions(pulumi.ComponentResource):
                 ),
             ),
             service_config=fn.FunctionServiceConfigArgs(
-                service_account_email=accounts.email("functions"),
+                service_account_email=args.accounts.email("functions"),
                 available_memory="256M",
                 timeout_seconds=30,
                 min_instance_count=1 if cfg.is_prod and spec.public else 0,
@@ -137,13 +151,16 @@ class TwilioFunctions(pulumi.ComponentResource):
                     fn.FunctionServiceConfigSecretEnvironmentVariableArgs(
                         key=SECRET_ENV[secret_id],
                         project_id=cfg.project,
-                        secret=secrets.secret_name(secret_id),
+                        secret=args.secrets.secret_name(secret_id),
                         version="latest",
                     )
                     for secret_id in spec.secrets
                 ],
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=accounts.secret_bindings),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*args.accounts.secret_bindings, *args.accounts.project_bindings],
+            ),
         )
         if spec.public:
             # 2nd gen functions are Cloud Run services: invocation rights live there.

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from voice_infra.config import StackConfig
-from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, SIGNING_KEY
+from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, OUTBOUND_TOKEN
 from voice_infra.registry import ArtifactRegistry
 from voice_infra.secrets import Secrets
 
@@ -37,6 +37,11 @@ DEPLOYER_ROLES = (
     "roles/secretmanager.admin",
     "roles/serviceusage.serviceUsageAdmin",
     "roles/storage.admin",
+)
+FUNCTION_BUILD_ROLES = (
+    "roles/artifactregistry.writer",
+    "roles/logging.logWriter",
+    "roles/storage.objectViewer",
 )
 PULUMI_PASSPHRASE_SECRET = "pulumi-config-passphrase"  # created once by hand (docs)
 
@@ -64,14 +69,19 @@ def workloads(cfg: StackConfig) -> dict[str, Workload]:
             f"{p}-functions",
             "voice connector Twilio functions",
             ("roles/logging.logWriter",),
-            (AUTH_TOKEN, ACCOUNT_SID, SIGNING_KEY),
+            (AUTH_TOKEN, ACCOUNT_SID, OUTBOUND_TOKEN),
+        ),
+        # Builds the functions' containers from their uploaded sources (gen2 needs a named
+        # account on projects created since 2024): reads the source, writes the image and logs.
+        "function-builder": Workload(
+            f"{p}-fn-build", "voice connector function builds", FUNCTION_BUILD_ROLES
         ),
         "cloudbuild": Workload(f"{p}-cloudbuild", "voice connector deployer", DEPLOYER_ROLES),
     }
 
 
 class ServiceAccounts(pulumi.ComponentResource):
-    """`accounts[key]` for key in media, gpu, functions, cloudbuild."""
+    """`accounts[key]` for key in media, gpu, functions, function-builder, cloudbuild."""
 
     def __init__(
         self,

@@ -472,7 +472,7 @@ class Monitoring(pulumi.ComponentResource):
             cfg,
             "secret-access",
             "Secret access failures",
-            "A workload could not read a secret (Twilio token, signing key): new instances will "
+            "A workload could not read a secret (a Twilio or outbound token): new instances will "
             "not start or will refuse Twilio. The alert names principal and secret: restore its "
             "roles/secretmanager.secretAccessor binding or the secret's enabled version.",
             [condition],

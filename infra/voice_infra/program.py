@@ -12,7 +12,7 @@ from voice_infra.apis import ProjectApis
 from voice_infra.cloudbuild import BuildTriggers
 from voice_infra.cloudrun import TwilioCloudRun
 from voice_infra.config import SecretValues, StackConfig
-from voice_infra.functions import TwilioFunctions
+from voice_infra.functions import TwilioFunctions, TwilioFunctionsArgs
 from voice_infra.gke import GkeCluster
 from voice_infra.identity import ServiceAccounts
 from voice_infra.k8s_workloads import ClusterWorkloads
@@ -61,7 +61,12 @@ def deploy(
     media_host: pulumi.Input[str] = (
         cfg.ingress_domain if cfg.stream_target == "gke" and cfg.ingress_domain else cloud_run.host
     )
-    functions = TwilioFunctions("functions", cfg, media_host, accounts, secrets, opts=after_apis)
+    functions = TwilioFunctions(
+        "functions",
+        cfg,
+        TwilioFunctionsArgs(media_host, ini_text, accounts, secrets),
+        opts=after_apis,
+    )
     triggers = BuildTriggers("triggers", cfg, accounts, opts=after_apis)
     alerts = Alerts("alerts", cfg, opts=after_apis) if cfg.notification_email else None
     monitoring = Monitoring(

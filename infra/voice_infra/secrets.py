@@ -1,4 +1,4 @@
-"""Secret Manager: the source of truth for Twilio credentials and the call-token signing key.
+"""Secret Manager: the source of truth for Twilio credentials and the outbound-call token.
 
 Values come from the stack's encrypted config (`pulumi config set --secret`) and are written as
 secret versions; every consumer (Cloud Run, functions, the GKE k8s Secret) reads them from here.
@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from voice_infra.config import SecretValues, StackConfig
-from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, SIGNING_KEY
+from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, OUTBOUND_TOKEN
 
 
 class Secrets(pulumi.ComponentResource):
@@ -28,7 +28,7 @@ class Secrets(pulumi.ComponentResource):
         by_id = {
             AUTH_TOKEN: values.twilio_auth_token,
             ACCOUNT_SID: values.twilio_account_sid,
-            SIGNING_KEY: values.call_token_signing_key,
+            OUTBOUND_TOKEN: values.outbound_call_token,
         }
         self.secrets: dict[str, gcp.secretmanager.Secret] = {}
         self.versions: dict[str, gcp.secretmanager.SecretVersion] = {}

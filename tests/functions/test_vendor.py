@@ -1,8 +1,9 @@
-"""Each function deploys on its own: its directory plus the vendored modules are enough.
+"""Each function's deploy archive stands on its own: built by the program's code path, unpacked
+into an empty directory and imported in a fresh interpreter from there.
 
-The built directory is imported in a fresh interpreter with the built directory first on the path,
-so its copy of `voice_connector` is the one used, and nothing heavy (Pipecat, FastAPI, models)
-may be imported on the way.
+The unpacked directory is first on the path, so its copy of `voice_connector` is the one used;
+nothing heavy (Pipecat, FastAPI, models) may be imported on the way; the shipped INI (flavors)
+is what the config loader reads from the function's working directory.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.functions.conftest import FUNCTIONS
+from voice_infra import function_source
 
 HEAVY = [
     "pipecat",
@@ -26,37 +28,49 @@ HEAVY = [
     "vosk",
     "opensips",
 ]
+INI = "[general]\ndefault_flavor = main\n\n[flavor:sales]\nmatch = ^\\+1555\n"
 PROBE = """
 import json, sys
 sys.path.insert(0, {out!r})
 import functions_framework
 app = functions_framework.create_app({name!r}, {main!r})
 import voice_connector
+from voice_connector.config import load_settings
+settings = load_settings()
 print(json.dumps({{
     "vendored": voice_connector.__file__,
     "heavy": sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r})),
+    "flavors": sorted(settings.flavors),
+    "default": settings.general.default_flavor,
 }}))
 """
 
 
 @pytest.mark.parametrize("name", ["twilio_voice", "twilio_status", "outbound_call"])
-def test_built_function_runs_on_vendored_modules_only(name: str, tmp_path: Path) -> None:
-    out = tmp_path / name
-    subprocess.run(
-        [sys.executable, str(FUNCTIONS / "vendor.py"), name, str(out)],
-        check=True,
-        capture_output=True,
-    )
+def test_archive_runs_on_its_own_files(name: str, tmp_path: Path) -> None:
+    archive = function_source.archive(name, INI, tmp_path / "build")
+    out = tmp_path / "unpacked"
+    with zipfile.ZipFile(archive) as unpacked:
+        unpacked.extractall(out)
     assert (out / "main.py").exists() and (out / "requirements.txt").exists()
     probe = PROBE.format(out=str(out), name=name, main=str(out / "main.py"), heavy=HEAVY)
     result = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=out,  # Cloud Functions run from the source directory
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["vendored"].startswith(str(out))
     assert report["heavy"] == []
+    assert (report["flavors"], report["default"]) == (["sales"], "main")
+
+
+def test_archive_is_reproducible_and_named_by_content(tmp_path: Path) -> None:
+    first = function_source.archive("twilio_voice", INI, tmp_path / "a")
+    again = function_source.archive("twilio_voice", INI, tmp_path / "b")
+    other = function_source.archive("twilio_voice", INI + "\n", tmp_path / "c")
+    assert first.name == again.name and first.read_bytes() == again.read_bytes()
+    assert other.name != first.name

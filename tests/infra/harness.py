@@ -17,7 +17,7 @@ BASE_CONFIG = {"project": "vc-test-project"}
 SECRET_VALUES = {
     "twilioAuthToken": "tw-auth-token-123",
     "twilioAccountSid": "AC0123456789",
-    "callTokenSigningKey": "signing-key-xyz",
+    "outboundCallToken": "outbound-token-xyz",
 }
 LOOP = asyncio.new_event_loop()
 INI_TEXT = "[general]\nmax_calls = 40\n\n[transport]\nproviders = opensips, twilio\n"
@@ -50,6 +50,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["masterAuth"] = {"clusterCaCertificate": "Q0E="}
         elif args.typ == "gcp:serviceaccount/account:Account":
             state["email"] = f"{args.inputs['accountId']}@vc-test-project.iam.gserviceaccount.com"
+            state["name"] = f"projects/vc-test-project/serviceAccounts/{state['email']}"
         elif args.typ == "gcp:secretmanager/secret:Secret":
             state["name"] = f"projects/vc-test-project/secrets/{args.inputs['secretId']}"
         return f"{args.name}-id", state

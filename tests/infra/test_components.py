@@ -141,7 +141,7 @@ def test_secret_manager_secrets_are_per_stack(stacks: Stacks) -> None:
     assert ids == {
         "vc-staging-twilio-auth-token",
         "vc-staging-twilio-account-sid",
-        "vc-staging-call-token-signing-key",
+        "vc-staging-outbound-call-token",
     }
 
 
@@ -180,7 +180,7 @@ def test_functions_account_reads_its_secrets_only(stacks: Stacks) -> None:
     assert {b["secretId"] for b in reads} == {
         "vc-dev-twilio-auth-token",
         "vc-dev-twilio-account-sid",
-        "vc-dev-call-token-signing-key",
+        "vc-dev-outbound-call-token",
     }
     roles = {
         b["role"] for b in members(stack, "gcp:projects/iAMMember:IAMMember", "vc-dev-functions")
@@ -281,10 +281,13 @@ def test_functions_are_python311_from_gcs_sources(stacks: Stacks) -> None:
         source = build["source"]["storageSource"]
         assert source["bucket"] == "vc-test-project-vc-dev-function-sources"
         assert source["object"] in objects and source["object"].startswith(entry_point)
+        builder = "/vc-dev-fn-build@vc-test-project.iam.gserviceaccount.com"
+        assert build["serviceAccount"].endswith(builder)
         service = functions[name]["serviceConfig"]
-        assert service["environmentVariables"]["VC_MEDIA_HOST"] == (
-            "vc-dev-media-node-twilio-abc123-uc.a.run.app"
+        assert service["environmentVariables"]["VC_GENERAL_PUBLIC_URL"] == (
+            "https://vc-dev-media-node-twilio-abc123-uc.a.run.app"
         )
+        assert service["environmentVariables"]["VC_TWILIO_VALIDATE_SIGNATURES"] == "true"
         secret_env = {s["key"]: s["secret"] for s in service["secretEnvironmentVariables"]}
         assert secret_env["VC_TWILIO_AUTH_TOKEN"] == "vc-dev-twilio-auth-token"
         assert service["serviceAccountEmail"].startswith("vc-dev-functions@")
@@ -306,7 +309,9 @@ def test_only_twilio_webhooks_are_public(stacks: Stacks) -> None:
 def test_stream_target_gke_points_functions_at_the_ingress(stacks: Stacks) -> None:
     stack = stacks("prod", streamTarget="gke", ingressDomain="media.example.com")
     voice = stack.one("gcp:cloudfunctionsv2/function:Function", "twilio-voice").inputs
-    assert voice["serviceConfig"]["environmentVariables"]["VC_MEDIA_HOST"] == "media.example.com"
+    assert voice["serviceConfig"]["environmentVariables"]["VC_GENERAL_PUBLIC_URL"] == (
+        "https://media.example.com"
+    )
     assert stack.one("kubernetes:networking.gke.io/v1:ManagedCertificate").inputs["spec"] == {
         "domains": ["media.example.com"]
     }

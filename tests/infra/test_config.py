@@ -146,7 +146,7 @@ def test_missing_secrets_name_the_config_keys() -> None:
     assert [p.split(":")[1] for p in caught.value.problems] == [
         "twilioAuthToken",
         "twilioAccountSid",
-        "callTokenSigningKey",
+        "outboundCallToken",
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -305,6 +306,18 @@ class ModelInfo:
         return int(value) if value and value.isdigit() else None
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's cpuset).
+
+    llama-cpp-python's own default is half of `os.cpu_count()`: one thread on a 2-core machine,
+    which halves generation speed there (measured: 10-13 → 17-22 tokens/s with 2 threads).
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 class LlamaEngine:
     """One GGUF model, loaded once, generating one request at a time."""
 
@@ -319,7 +332,7 @@ class LlamaEngine:
     ) -> None:
         self.gguf = gguf
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_threads = n_threads or available_cores()
         self.metrics = metrics
         self.model: ModelSlot[Any] = ModelSlot(gguf.name, self._load, metrics)
         self.queue = WorkQueue(1, max_queue, metrics, "llama")

@@ -4,14 +4,20 @@ Pipecat's own Ollama service speaks Ollama's OpenAI-compatible `/v1` layer, whic
 management and drops `keep_alive`; the native API gives both. Barge-in cancels the running
 generation: Pipecat cancels the processing task, which closes the HTTP stream, and Ollama stops
 generating when its client goes away.
+
+An Ollama that cannot be reached (down, restarting, dying mid-answer) is retried once, then the
+caller hears the spoken apology and the call ends (services/outage.py), as with the WebSocket
+providers: never silence after the greeting.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
+import httpx
 import ollama
 from loguru import logger
 from pipecat.frames.frames import (
@@ -26,6 +32,11 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import LLMService
 
 from voice_connector.services.llm.settings import llm_settings
+from voice_connector.services.outage import CallEnder
+
+RETRY_DELAY_SECS = 0.5
+UNREACHABLE = (ConnectionError, OSError, httpx.TransportError)
+"""What a dead or dying server raises: refused, reset, cut mid-stream, timed out."""
 
 
 class OllamaLLMService(LLMService):
@@ -41,6 +52,7 @@ class OllamaLLMService(LLMService):
         max_tokens: int = 80,
         keep_alive: str = "30m",
         headers: dict[str, str] | None = None,
+        retry_delay: float = RETRY_DELAY_SECS,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -56,6 +68,10 @@ class OllamaLLMService(LLMService):
         self._model = model
         self._keep_alive = keep_alive
         self._options = {"temperature": temperature, "num_predict": max_tokens}
+        self._host = host
+        self._retry_delay = retry_delay
+        self._ender = CallEnder(self, can_apologize=True)
+        self._streamed = False
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -68,12 +84,34 @@ class OllamaLLMService(LLMService):
         await self.push_frame(LLMFullResponseStartFrame())
         await self.start_processing_metrics()
         try:
-            await self._generate(frame.context)
-        except (ollama.ResponseError, ollama.RequestError, ConnectionError, OSError) as exc:
-            await self.push_error(error_msg=f"Ollama request failed: {exc}", exception=exc)
+            await self._generate_or_end_call(frame.context)
         finally:
             await self.stop_processing_metrics()
             await self.push_frame(LLMFullResponseEndFrame())
+
+    async def _generate_or_end_call(self, context: LLMContext) -> None:
+        """Answer; retry once if the server is unreachable before any text; else apologize."""
+        failure: Exception | None = None
+        for attempt in range(2):
+            self._streamed = False
+            try:
+                await self._generate(context)
+                return
+            except ollama.ResponseError as exc:
+                if exc.status_code < 500:  # this request's problem: report it, the call goes on
+                    await self.push_error(error_msg=f"Ollama refused: {exc}", exception=exc)
+                    return
+                failure = exc
+            except ollama.RequestError as exc:
+                await self.push_error(error_msg=f"Ollama request invalid: {exc}", exception=exc)
+                return
+            except UNREACHABLE as exc:
+                failure = exc
+            if self._streamed or attempt == 1:
+                break  # never repeat half an answer
+            await asyncio.sleep(self._retry_delay)
+        reason = f"Ollama at {self._host} unavailable: {failure!r}"
+        await self._ender.end_call(reason, failure)
 
     async def _request(self, context: LLMContext) -> dict[str, Any]:
         params = await self.get_llm_adapter().get_llm_invocation_params(
@@ -101,6 +139,7 @@ class OllamaLLMService(LLMService):
         async for chunk in stream:
             message = chunk.message
             if message.content:
+                self._streamed = True
                 await self.stop_ttfb_metrics()
                 await self._push_llm_text(message.content)
             for call in message.tool_calls or []:

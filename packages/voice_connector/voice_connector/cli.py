@@ -2,6 +2,7 @@
 
 voice-connector config check [--config FILE]   validate; print every problem; exit 2 if any
 voice-connector config show  [--config FILE]   effective config (env applied, secrets hidden)
+voice-connector config migrate OLD.ini          an OpenSIPS AI Voice Connector INI, in this format
 voice-connector run          [--config FILE]   the media node (starts a local LLM if needed)
 voice-connector call --audio FILE.wav          a simulated Twilio caller
 """
@@ -29,6 +30,8 @@ def _load(path: str | None) -> Settings:
 
 
 def _config(args: argparse.Namespace) -> int:
+    if args.action == "migrate":
+        return _migrate(args.file or args.config)
     settings = _load(args.config)
     if args.action == "check":
         print(f"configuration OK ({settings.source})")
@@ -38,6 +41,22 @@ def _config(args: argparse.Namespace) -> int:
         for key, value in values.items():
             print(f"{key} = {value}")
         print()
+    return 0
+
+
+def _migrate(path: str | None) -> int:
+    from voice_connector.config.loader import migrate
+
+    if not path:
+        print("give the file to migrate: voice-connector config migrate OLD.ini", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        print(migrate(path), end="")
+    except ConfigError as exc:
+        print(f"cannot migrate ({len(exc.problems)} problems):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 
@@ -105,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     config = commands.add_parser("config", help="check or show the configuration")
-    config.add_argument("action", choices=["check", "show"])
+    config.add_argument("action", choices=["check", "show", "migrate"])
+    config.add_argument("file", nargs="?", help="migrate: the file in the old format")
     config.add_argument("--config", help="INI file (default cfg/voice-connector.ini)")
     config.set_defaults(func=_config)
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from voice_connector.config import legacy
 from voice_connector.config.schema import (
     OVERRIDABLE_BY_FLAVOR,
     SECTIONS,
@@ -73,6 +75,8 @@ class Settings(BaseModel):
     flavors: dict[str, FlavorSettings] = {}
     flavor: str = "default"
     source: str = "<defaults>"
+    deprecations: tuple[str, ...] = ()
+    """One warning per key of a file in the OpenSIPS AI Voice Connector format."""
 
     def for_flavor(self, name: str) -> Settings:
         """The settings one call runs with: this config with flavor `name`'s overrides applied.
@@ -199,6 +203,10 @@ def load_settings(
     if path is not None or require_file or ini_path.exists():
         parser = _read_ini(ini_path, problems)
     file_label = str(ini_path)
+    readable = parser.sections() and not problems
+    conversion = _legacy_conversion(ini_path, parser, problems) if readable else None
+    if conversion is not None:
+        parser = _as_parser(conversion.sections())
 
     raw: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
     origin: dict[str, dict[str, str]] = {name: {"": file_label} for name in SECTIONS}
@@ -215,6 +223,12 @@ def load_settings(
             origin[section].update({key: file_label for key in parser.options(section)})
         else:
             problems.append(ConfigProblem(file_label, section, "", "unknown section"))
+    if conversion is not None:
+        for target, mapped in conversion.values.items():
+            section, _, key = target.partition(".")
+            line = mapped.source
+            if line.key:
+                origin[section][key] = f"{file_label}:{line.number} [{line.section}] {line.key}"
 
     known_env: set[str] = set()
     for section, model in SECTIONS.items():
@@ -250,7 +264,55 @@ def load_settings(
         flavors=flavors,
         flavor=general.default_flavor,
         source=file_label if parser.sections() else "<defaults>",
+        deprecations=tuple(conversion.warnings) if conversion else (),
     )
+
+
+def migrate(path: Path | str) -> str:
+    """The file in this connector's format equivalent to `path`, in the legacy format.
+
+    Raises `ConfigError` with every problem of the old file, or when it is not in that format.
+    """
+    path = Path(path)
+    load_settings(path, env={}, require_file=True)
+    problems: list[ConfigProblem] = []
+    conversion = _legacy_conversion(path, _read_ini(path, problems), problems, quiet=True)
+    if conversion is None:
+        message = "already in this connector's format: nothing to migrate"
+        raise ConfigError([ConfigProblem(str(path), "-", "", message)])
+    return legacy.render(conversion, path)
+
+
+def _legacy_conversion(
+    path: Path,
+    parser: configparser.ConfigParser,
+    problems: list[ConfigProblem],
+    *,
+    quiet: bool = False,
+) -> legacy.Conversion | None:
+    """The file mapped from the OpenSIPS AI Voice Connector format, or None if it is ours."""
+    try:
+        lines = legacy.scan(path.read_text(encoding="utf-8"))
+        is_legacy = legacy.detect(lines)
+    except legacy.MixedFormats as exc:
+        problems.append(ConfigProblem(str(path), "-", "", str(exc)))
+        return legacy.Conversion()  # nothing of the file is read: the one problem says why
+    if not is_legacy:
+        return None
+    conversion = legacy.convert(parser, lines)
+    for line, message in conversion.problems:
+        source = f"{path}:{line.number}" if line.number else str(path)
+        problems.append(ConfigProblem(source, line.section, line.key, message))
+    for warning in [] if quiet else conversion.warnings:
+        logger.warning(f"{path}: {warning}")
+    return conversion
+
+
+def _as_parser(sections: dict[str, dict[str, str]]) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_dict(sections)
+    return parser
 
 
 def _load_flavors(

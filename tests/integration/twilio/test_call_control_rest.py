@@ -35,6 +35,7 @@ def start_node(media_node_factory, twilio_rest, answer: str, **env: str):  # typ
     settings = node_settings(
         VC_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         VC_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        VC_TWILIO_VALIDATE_SIGNATURES="false",  # REST credentials only: streams bring no token
         VC_TWILIO_API_BASE_URL=rest_server.http,
         VC_LLM_TOOLS="false",
         VC_LLM_GREETING="Hi.",

@@ -6,6 +6,7 @@ from these descriptions, and a test fails when they drift apart).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -85,6 +86,58 @@ class GeneralSettings(Section):
         ge=0,
         description="On SIGTERM: how long active calls may finish before the process exits.",
     )
+    private_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token for the private paths (/calls/{id}, /metrics, /readyz details): "
+        "`Authorization: Bearer <token>`; secret, set it by env VC_GENERAL_PRIVATE_TOKEN. "
+        "Empty: only private_networks may read them.",
+    )
+    private_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Networks (CIDRs, comma-separated) whose clients read the private paths "
+        "without the token, e.g. the pod network Prometheus scrapes from. Empty: token only.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For/-Proto/-Host "
+        "headers are believed; from anyone else they are ignored. Empty: none (set public_url "
+        "instead behind a proxy).",
+    )
+    mask_phone_numbers: bool = Field(
+        True,
+        description="Mask phone numbers (+15551234567 -> +155*****67) in log lines at INFO and "
+        "above; DEBUG lines keep them.",
+    )
+    http_max_connections: int = Field(
+        1000,
+        ge=10,
+        description="Concurrent HTTP/WebSocket connections per worker process; beyond, new "
+        "requests get 503 (uvicorn limit_concurrency).",
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A connection must deliver its request headers within this long, else it "
+        "is closed (slow clients holding connections).",
+    )
+    http_keep_alive_seconds: int = Field(
+        5, ge=1, description="Idle time after which a keep-alive HTTP connection is closed."
+    )
+
+    @field_validator("private_networks", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("private_networks", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network (CIDR): {item!r}") from exc
+        return value
 
 
 class TransportSettings(Section):
@@ -134,9 +187,10 @@ class TwilioSettings(Section):
         "by env "
         "VC_TWILIO_AUTH_TOKEN.",
     )
-    validate_signatures: bool = Field(
-        False,
-        description="Refuse webhooks and stream connections without a valid X-Twilio-Signature.",
+    validate_signatures: bool | None = Field(
+        None,
+        description="Refuse webhooks without a valid X-Twilio-Signature, webhook replays, and "
+        "streams without a valid single-use call token. Empty: true whenever auth_token is set.",
     )
     api_base_url: str = Field(
         "", description="Override of Twilio's REST base URL (tests point it at a local double)."
@@ -147,6 +201,18 @@ class TwilioSettings(Section):
     idle_timeout_seconds: float = Field(
         30.0, gt=0, description="A stream silent this long (no message at all) is ended."
     )
+    start_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A stream must send its `start` message within this long of connecting "
+        "(however many other messages it sends), else it is closed.",
+    )
+    max_pending_per_source: int = Field(
+        10,
+        ge=1,
+        description="Streams one client address may hold open before their `start` "
+        "(unauthenticated); more are refused at the handshake.",
+    )
     max_call_seconds: float = Field(
         0.0,
         ge=0,
@@ -155,8 +221,16 @@ class TwilioSettings(Section):
         "3600 s: use 3540 there). 0: no limit.",
     )
 
+    @field_validator("validate_signatures", mode="before")
+    @classmethod
+    def _empty_is_auto(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _token_when_validating(self) -> TwilioSettings:
+        if self.validate_signatures is None:  # auto: validate whenever there is a token
+            has_token = bool(self.auth_token.get_secret_value())
+            object.__setattr__(self, "validate_signatures", has_token)
         if self.validate_signatures and not self.auth_token.get_secret_value():
             raise ValueError("auth_token is required when validate_signatures = true")
         return self

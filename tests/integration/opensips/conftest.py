@@ -128,27 +128,33 @@ def selector_for(matches: dict | None) -> FlavorSelector | None:
     return FlavorSelector(Settings(flavors=flavors))
 
 
+async def start_provider(mi_port: int, handler=None, **overrides) -> OpenSIPSProvider:
+    """A started OpenSIPSProvider whose MI is `mi_port`: the double, a real OpenSIPS or a tap."""
+    flavor_matches = overrides.pop("flavor_matches", None)
+    admit = overrides.pop("admit", None)
+    settings = OpenSIPSSettings(
+        mi_ip="127.0.0.1",
+        mi_port=mi_port,
+        mi_timeout=overrides.pop("mi_timeout", 0.5),
+        event_ip="127.0.0.1",
+        event_port=free_udp_port(),
+        rtp_ip="127.0.0.1",
+        rtp_port_range=overrides.pop("rtp_port_range", port_range()),
+        resubscribe_interval=overrides.pop("resubscribe_interval", 0.2),
+        **overrides,
+    )
+    provider = OpenSIPSProvider(settings, flavors=selector_for(flavor_matches))
+    await provider.start(handler or Handlers(), admit)
+    return provider
+
+
 @pytest.fixture
 async def make_provider(double):
     """Start an OpenSIPSProvider against the double; stopped at teardown."""
     providers: list[OpenSIPSProvider] = []
 
     async def _make(handler=None, **overrides) -> OpenSIPSProvider:
-        flavor_matches = overrides.pop("flavor_matches", None)
-        admit = overrides.pop("admit", None)
-        settings = OpenSIPSSettings(
-            mi_ip="127.0.0.1",
-            mi_port=double.mi_port,
-            mi_timeout=0.5,
-            event_ip="127.0.0.1",
-            event_port=free_udp_port(),
-            rtp_ip="127.0.0.1",
-            rtp_port_range=overrides.pop("rtp_port_range", port_range()),
-            resubscribe_interval=overrides.pop("resubscribe_interval", 0.2),
-            **overrides,
-        )
-        provider = OpenSIPSProvider(settings, flavors=selector_for(flavor_matches))
-        await provider.start(handler or Handlers(), admit)
+        provider = await start_provider(double.mi_port, handler, **overrides)
         providers.append(provider)
         await double.wait_for(lambda: provider.readiness()[0])
         return provider

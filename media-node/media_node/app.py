@@ -9,6 +9,7 @@ unhealthy, and while draining (SIGTERM, see lifecycle.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,18 +28,31 @@ from voice_connector.transports.base import TransportProvider
 from voice_connector.transports.factory import TransportFactory
 from voice_connector.workers import WorkerShard
 
+LiveCheck = Callable[[], tuple[bool, str]]
+"""A readiness check asked at the moment (e.g. the bundled LLM server's supervisor)."""
+
 
 class NodeState:
     """What `/readyz` reports: each dependency's status, by name."""
 
-    def __init__(self) -> None:
+    def __init__(self, live: dict[str, LiveCheck] | None = None) -> None:
         self.checks: dict[str, tuple[bool, str]] = {"models": (False, "loading")}
+        self.live = dict(live or {})
 
     def set(self, name: str, ok: bool, why: str = "ok") -> None:
         self.checks[name] = (ok, why)
 
+    def services(self) -> dict[str, tuple[bool, str]]:
+        """Models and the AI services calls need: what admission asks before taking a call."""
+        return {**self.checks, **{name: check() for name, check in self.live.items()}}
+
+    def serving(self) -> tuple[bool, str]:
+        """(calls can be answered, why not): every model and service check passes."""
+        failing = [f"{n}: {why}" for n, (ok, why) in self.services().items() if not ok]
+        return not failing, "; ".join(failing) or "ok"
+
     def ready(self, providers: list[TransportProvider], registry: CallRegistry) -> dict[str, Any]:
-        checks = dict(self.checks)
+        checks = self.services()
         for provider in providers:
             checks[f"transport:{provider.name}"] = provider.readiness()
         checks["draining"] = (not registry.draining, "draining" if registry.draining else "ok")
@@ -54,18 +68,25 @@ def create_app(
     services_override: object | None = None,
     shard: WorkerShard | None = None,
     shared_dir: Path | None = None,
+    checks: dict[str, LiveCheck] | None = None,
 ) -> FastAPI:
     """The FastAPI app of one media node process.
 
     In a node of several workers (`media_node.workers`), `shard` is this worker's share and
-    `shared_dir` the directory the workers share (call records, spent call tokens).
+    `shared_dir` the directory the workers share (call records, spent call tokens). `checks`:
+    readiness checks asked live (the bundled LLM server's state). While models or services are
+    not ready, new calls are refused as when draining (SIP 503, Twilio busy); with
+    `services_override` (tests' own services) the configured services are not the calls' own,
+    so they do not gate admission.
     """
     shard = shard or WorkerShard()
     settings = shard.apply(settings)
     shared = SharedRecords(shared_dir / "calls") if shared_dir else None
     registry = CallRegistry(settings, services_override, shared)
     providers = TransportFactory(settings, shard, shared_dir).create_all()
-    state = NodeState()
+    state = NodeState(checks)
+    if services_override is None:
+        registry.serving = state.serving
     workers = (
         SharedReadiness(shared_dir / "ready", shard.index, shard.count)
         if shared_dir and shard.count > 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ class CallRegistry:
         self._idle = asyncio.Event()
         self._idle.set()
         self._services_override = services_override
+        self.serving: Callable[[], tuple[bool, str]] = lambda: (True, "ok")
+        """Whether the models and AI services calls need are up (the node's readiness)."""
         metrics.bound_flavors(["default", settings.general.default_flavor, *settings.flavors])
 
     @property
@@ -91,9 +94,12 @@ class CallRegistry:
             )
 
     def admit(self, call_id: str) -> None:
-        """Raise `CallRefused` when the node is draining or full."""
+        """Raise `CallRefused` when the node is draining, not ready or full."""
         if self.draining:
             raise CallRefused("draining")
+        serving, why = self.serving()
+        if not serving:
+            raise CallRefused(f"not ready: {why}")
         if self.count >= self.settings.general.max_calls:
             raise CallRefused(f"at capacity ({self.settings.general.max_calls} calls)")
         if call_id in self.active:

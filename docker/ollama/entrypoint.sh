@@ -1,18 +1,25 @@
 #!/bin/sh
-# Ollama with its model guaranteed: the container is healthy only once $OLLAMA_MODEL is listed.
-#   entrypoint.sh [serve]   start `ollama serve`, pull $OLLAMA_MODEL if missing, keep serving
+# Ollama with its models guaranteed: the container is healthy only once every model of
+# $OLLAMA_MODEL (one name, or several separated by commas) is listed.
+#   entrypoint.sh [serve]   start `ollama serve`, pull the missing models, keep serving
 #   entrypoint.sh pull      start a temporary server, pull, stop (used at build time)
-#   entrypoint.sh healthcheck   exit 0 iff the server answers /api/tags with $OLLAMA_MODEL in it
+#   entrypoint.sh healthcheck   exit 0 iff the server answers /api/tags with every model in it
 #   entrypoint.sh ARGS...   any other ollama command
 set -eu
 
-MODEL="${OLLAMA_MODEL:-qwen2.5-coder:0.5b}"
+MODELS="$(printf '%s' "${OLLAMA_MODEL:-qwen2.5-coder:0.5b}" | tr ',' ' ')"
 START_TIMEOUT="${OLLAMA_START_TIMEOUT:-60}"
 
 has_model() {
     # `ollama list` is GET /api/tags; names may carry an implicit ":latest".
     ollama list 2>/dev/null | awk 'NR > 1 { print $1 }' \
-        | grep -Fxq -e "$MODEL" -e "$MODEL:latest"
+        | grep -Fxq -e "$1" -e "$1:latest"
+}
+
+has_models() {
+    for model in $MODELS; do
+        has_model "$model" || return 1
+    done
 }
 
 wait_for_server() {
@@ -25,24 +32,26 @@ wait_for_server() {
     done
 }
 
-ensure_model() {
-    if has_model; then
-        echo "model $MODEL present"
-    else
-        echo "pulling $MODEL"
-        ollama pull "$MODEL"
-    fi
+ensure_models() {
+    for model in $MODELS; do
+        if has_model "$model"; then
+            echo "model $model present"
+        else
+            echo "pulling $model"
+            ollama pull "$model"
+        fi
+    done
 }
 
 case "${1:-serve}" in
     healthcheck)
-        has_model
+        has_models
         ;;
     pull)
         ollama serve &
         server=$!
         wait_for_server "$server"
-        ensure_model
+        ensure_models
         kill -TERM "$server"
         wait "$server" || true
         ;;
@@ -51,7 +60,7 @@ case "${1:-serve}" in
         server=$!
         trap 'kill -TERM "$server" 2>/dev/null' TERM INT
         wait_for_server "$server"
-        ensure_model || echo "pull of $MODEL failed: not healthy until it is present" >&2
+        ensure_models || echo "pull of $MODELS failed: not healthy until present" >&2
         wait "$server"
         ;;
     *)

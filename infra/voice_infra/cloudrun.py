@@ -1,4 +1,8 @@
-"""Cloud Run v2: the slim, Twilio-only media node (no SIP, no RTP, no in-process models)."""
+"""Cloud Run v2: the Twilio-only media node (no SIP, no RTP); STT and LLM on the GPU pools.
+
+It runs the `media-node` image, as GKE does: speech synthesis (Piper) stays in-process, since no
+Piper service is deployed; the `media-node-slim` image has no Piper and could never be ready.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ GMP_SIDECAR_IMAGE = (
 """Google's Managed Prometheus collector for Cloud Run; it scrapes :8080/metrics by default."""
 
 
+CLOUD_RUN_IMAGE = "media-node"
+"""Has Piper for `VC_TTS_MODE=local` (see `connector_env`); the deploy rehearsal runs it so."""
 CLOUD_RUN_CPUS = 2
 """vCPUs of a Cloud Run media node instance; it runs one worker process per vCPU."""
 
@@ -115,7 +121,7 @@ class TwilioCloudRun(pulumi.ComponentResource):
                 containers=[
                     run.ServiceTemplateContainerArgs(
                         name="media-node",
-                        image=cfg.image("media-node-slim"),
+                        image=cfg.image(CLOUD_RUN_IMAGE),
                         ports=run.ServiceTemplateContainerPortsArgs(container_port=HTTP_PORT),
                         envs=env,
                         resources=run.ServiceTemplateContainerResourcesArgs(

@@ -33,6 +33,8 @@ POOL_LABEL = "voice-connector/pool"  # node label set on every node pool we crea
 MEDIA_TAINT = {"key": "voice-connector/media", "value": "true", "effect": "NoSchedule"}
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
+DEFAULT_LLM_MODEL = "qwen2.5-coder:0.5b"
+"""`[llm] model` when the INI names none (the connector's schema default)."""
 ACTIVE_CALLS_METRIC = "voice_connector_active_calls"
 CONNECTOR_SECRET = "voice-connector-secrets"
 CONFIG_DIR = "/etc/voice-connector"  # working dir: the node reads cfg/voice-connector.ini from it
@@ -103,11 +105,32 @@ def http_probe(path: str, port: int, *, period: int = 10, failures: int = 3) -> 
     }
 
 
+def _ini(ini_text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(ini_text)
+    return parser
+
+
 def max_calls(ini_text: str) -> int:
     """`[general] max_calls` from the connector's INI (its schema default when absent)."""
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
-    parser.read_string(ini_text)
-    return parser.getint("general", "max_calls", fallback=40)
+    return _ini(ini_text).getint("general", "max_calls", fallback=40)
+
+
+def llm_models(ini_text: str) -> list[str]:
+    """Every Ollama model the nodes ask for: `[llm] model` and each flavor's `llm.model`.
+
+    The Ollama image pulls exactly these (`OLLAMA_MODEL`); a node whose model is missing there
+    is never ready (it checks the model, and does not pull it by default).
+    """
+    parser = _ini(ini_text)
+    models = [parser.get("llm", "model", fallback=DEFAULT_LLM_MODEL)]
+    models += [
+        parser.get(section, "llm.model")
+        for section in parser.sections()
+        if section.startswith("flavor:") and parser.has_option(section, "llm.model")
+    ]
+    return list(dict.fromkeys(m.strip() for m in models if m.strip()))
 
 
 def namespace() -> Manifest:
@@ -403,7 +426,8 @@ class GpuService:
     env: Mapping[str, str]
 
 
-def gpu_services() -> tuple[GpuService, ...]:
+def gpu_services(ini_text: str = "") -> tuple[GpuService, ...]:
+    """Whisper and Ollama; Ollama serves (and pulls) the models the connector's INI asks for."""
     return (
         GpuService("whisper", "whisper-service", WHISPER_PORT, "/readyz", "/healthz", {}),
         GpuService(
@@ -412,7 +436,11 @@ def gpu_services() -> tuple[GpuService, ...]:
             OLLAMA_PORT,
             "/api/tags",
             "/api/tags",
-            {"OLLAMA_HOST": f"0.0.0.0:{OLLAMA_PORT}", "OLLAMA_KEEP_ALIVE": "30m"},
+            {
+                "OLLAMA_HOST": f"0.0.0.0:{OLLAMA_PORT}",
+                "OLLAMA_KEEP_ALIVE": "30m",
+                "OLLAMA_MODEL": ",".join(llm_models(ini_text)),
+            },
         ),
     )
 
@@ -500,6 +528,6 @@ def render_all(
     ]
     if cfg.ingress_domain:
         manifests.append(managed_certificate(cfg.ingress_domain))
-    for service in gpu_services():
+    for service in gpu_services(ini_text):
         manifests += [gpu_deployment(cfg, service), internal_lb_service(service, ips[service.name])]
     return manifests

@@ -38,6 +38,11 @@ class Stage:
     copies: dict[str, str] = field(default_factory=dict)
     """Destination path in the image -> source path in the build context (files only)."""
     user: str = ""
+    workdir: str = "/"
+    runs: list[str] = field(default_factory=list)
+    """RUN commands of this stage and the stages it builds on (shell form, joined lines)."""
+    args: dict[str, str] = field(default_factory=dict)
+    """ARG defaults declared in this stage (or inherited)."""
 
     @property
     def argv(self) -> list[str]:
@@ -90,6 +95,9 @@ def parse(path: Path) -> dict[str, Stage]:
                 current.healthcheck = list(parent.healthcheck)
                 current.copies = dict(parent.copies)
                 current.user = parent.user
+                current.workdir = parent.workdir
+                current.runs = list(parent.runs)
+                current.args = dict(parent.args)
             stages[name] = current
         elif current is None:
             continue
@@ -101,6 +109,13 @@ def parse(path: Path) -> dict[str, Stage]:
             current.entrypoint = _exec_form(args)
         elif keyword == "USER":
             current.user = args
+        elif keyword == "WORKDIR":
+            current.workdir = args if args.startswith("/") else f"{current.workdir}/{args}"
+        elif keyword == "RUN":
+            current.runs.append(args)
+        elif keyword == "ARG":
+            name, _, value = args.partition("=")
+            current.args[name] = value
         elif keyword == "HEALTHCHECK":
             check = args.split("CMD", 1)[-1].strip()
             current.healthcheck = [] if args == "NONE" else _exec_form(check)
@@ -109,6 +124,8 @@ def parse(path: Path) -> dict[str, Stage]:
             *sources, dest = parts
             if len(sources) == 1 and not dest.endswith("/"):
                 current.copies[dest] = sources[0]
+                if not dest.startswith("/"):
+                    current.copies[f"{current.workdir.rstrip('/')}/{dest}"] = sources[0]
     return stages
 
 

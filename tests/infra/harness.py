@@ -82,7 +82,9 @@ def set_stack_config(values: dict[str, str]) -> None:
     )
 
 
-def run_stack(stack: str, config: dict[str, str] | None = None) -> Stack:
+def run_stack(
+    stack: str, config: dict[str, str] | None = None, ini_text: str = INI_TEXT
+) -> Stack:
     """Validate config and declare the stack exactly as `__main__` does, under mocks."""
     mocks = RecordingMocks()
     asyncio.set_event_loop(LOOP)  # Outputs of every run live on this one loop
@@ -93,7 +95,7 @@ def run_stack(stack: str, config: dict[str, str] | None = None) -> Stack:
 
     def program() -> None:
         cfg = load_config()
-        holder["deployment"] = deploy(cfg, load_secrets(), INI_TEXT)
+        holder["deployment"] = deploy(cfg, load_secrets(), ini_text)
 
     pulumi.runtime.test(program)()
     return Stack(holder["deployment"], mocks.resources)

@@ -212,7 +212,8 @@ def test_cloud_run_is_websocket_ready(stacks: Stacks) -> None:
     assert container["name"] == "media-node"
     assert container["resources"]["cpuIdle"] is False
     assert container["ports"] == {"containerPort": 8080}
-    assert container["image"].endswith("/voice-connector/media-node-slim:latest")
+    # The image with Piper: the rendered env asks for in-process TTS (the rehearsal runs it).
+    assert container["image"].split("/voice-connector/")[1].split(":")[0] == "media-node"
     assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
     assert template["serviceAccount"] == "vc-dev-media@vc-test-project.iam.gserviceaccount.com"

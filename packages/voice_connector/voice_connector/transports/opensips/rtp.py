@@ -1,8 +1,11 @@
 """The per-call RTP engine: one asyncio UDP endpoint, G.711 in both directions.
 
-Inbound: header checks (version, payload type, size), latching to the first source (NAT: the
-caller's RTP may not come from the SDP address), a flood limit, a small reordering jitter buffer,
-loss concealment with silence, G.711 → 16 kHz PCM for the pipeline, RFC 4733 DTMF once per event.
+Inbound: header checks (version, payload type, size), latching to the caller's source under the
+rule in `latch.py` (NAT: the caller's RTP may not come from the SDP address, but nobody else may
+take the stream), flood limits (the current source, and everyone else together), a small
+reordering jitter buffer over every packet of the stream (audio, telephone-event, CN share one
+sequence space), loss concealment with silence for real sequence gaps only (not for packets the
+flood limit dropped), G.711 → 16 kHz PCM for the pipeline, RFC 4733 DTMF once per event.
 Outbound: the shared `PacingClock` thread takes one 20 ms packet per tick from a short queue (or
 sends silence), so sequence numbers and timestamps follow the wall clock; a barge-in clears the
 queue. Encoding happens in `write()` on the event loop; the clock thread only pops and sends.
@@ -28,14 +31,15 @@ from voice_connector.audio.jitter_buffer import JitterBuffer
 from voice_connector.audio.resample import Downsampler2x, Upsampler2x
 from voice_connector.transports.opensips import rfc4733
 from voice_connector.transports.opensips.clock import PacingClock
+from voice_connector.transports.opensips.latch import Latch, LatchPolicy
 
 RTP_HEADER = struct.Struct("!BBHII")
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 PCM16K_PER_PACKET = SAMPLES_PER_PACKET * 2 * 2  # 20 ms of 16 kHz PCM16 bytes
 MAX_PAYLOAD = 1200  # 150 ms of G.711; anything bigger is not a sane phone stream
 LATE_SEND_THRESHOLD = 0.005
-FLOOD_RATE = 200.0  # packets/s allowed per call (normal is 50, DTMF bursts a bit more)
-FLOOD_BURST = 100.0
+FLOOD_RATE = 200  # packets/s allowed per call (normal is 50, DTMF bursts a bit more)
+CN_PT = 13
 
 
 class RtpError(ValueError):
@@ -105,10 +109,32 @@ class RtpStats:
     late_sends: int = 0  # ticks more than 5 ms behind schedule
     max_send_lateness_ms: float = 0.0
     skipped_ticks: int = 0
+    relatches: int = 0  # the stream moved to another source address after the first latch
     dtmf_received: int = 0
     dtmf_sent: int = 0
     dropped_outbound: int = 0  # queued bot audio dropped on barge-in
     send_errors: int = 0
+
+
+class TokenBucket:
+    """A packets-per-second limit with half a second of burst (O(1) per packet)."""
+
+    __slots__ = ("_at", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, rate / 2)
+        self._tokens = self.burst
+        self._at = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token; False when the rate is exceeded (drop the packet)."""
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 class RtpStream(asyncio.DatagramProtocol):
@@ -127,9 +153,12 @@ class RtpStream(asyncio.DatagramProtocol):
         jitter_buffer_ms: int = 60,
         max_queue_packets: int = 3,
         sock: socket.socket | None = None,
+        latch: LatchPolicy | None = None,
+        flood_rate: float = FLOOD_RATE,
     ) -> None:
         """`sock`: the bound UDP socket; the clock thread sends on it (asyncio transports are
-        not thread-safe)."""
+        not thread-safe). `latch`: when another address may take the stream; `flood_rate`:
+        packets/s accepted from the caller (and, separately, from all other addresses)."""
         self.call_id = call_id
         self.codec = codec
         self.remote = remote
@@ -143,8 +172,9 @@ class RtpStream(asyncio.DatagramProtocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wants_space = False
         self._wants_empty = False
-        self._latched: tuple[str, int] | None = None
-        self._jitter = JitterBuffer(max(1, jitter_buffer_ms // 20))
+        now = time.monotonic()
+        self._latch = Latch(remote, latch or LatchPolicy(), now)
+        self._jitter: JitterBuffer[RtpPacket] = JitterBuffer(max(1, jitter_buffer_ms // 20))
         self._upsampler = Upsampler2x()
         self._downsampler = Downsampler2x()
         self._logged: set[str] = set()
@@ -152,8 +182,9 @@ class RtpStream(asyncio.DatagramProtocol):
         self._last_dtmf_ts: int | None = None
         self._transit: float | None = None
         self._jitter_units = 0.0
-        self._tokens = FLOOD_BURST
-        self._tokens_at = time.monotonic()
+        self._flood = TokenBucket(flood_rate, now)  # the current source
+        self._others_flood = TokenBucket(flood_rate, now)  # every other address together
+        self._flood_gap = False  # packets of the stream were dropped by the flood limit
         # outbound state
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
@@ -170,6 +201,7 @@ class RtpStream(asyncio.DatagramProtocol):
         self._dtmf_ts = 0
         self._talking = False
         self._first_packet = True
+        self._unsendable: tuple[str, int] | None = None  # a destination sendto can never reach
         self.sending = True  # False while the caller holds the call
         self.closed = False
 
@@ -196,11 +228,17 @@ class RtpStream(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
 
+    @property
+    def source(self) -> tuple[str, int] | None:
+        """The address the caller's media is taken from (None until the first latch)."""
+        return self._latch.source
+
     def update_remote(self, remote: tuple[str, int], codec: G711Codec | None = None) -> None:
-        """A re-INVITE moved the caller's media; re-latch on the new source."""
+        """A re-INVITE moved the caller's media; latch again, preferring the new address."""
         if remote != self.remote:
             self.remote = remote
-            self._latched = None
+            self._latch.moved(remote, time.monotonic())
+            self._restart_timeline()
         if codec is not None and codec.name != self.codec.name:
             self.codec = codec
 
@@ -215,49 +253,91 @@ class RtpStream(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.closed:
             return
-        if self._latched is None:
-            self._latched = addr
-            if addr != self.remote:
-                logger.info(f"[{self.call_id}] RTP latched to {addr} (SDP said {self.remote})")
-        elif addr != self._latched:
-            self._log_once("from a second source", f" {addr}")
+        now = time.monotonic()
+        if addr != self._latch.source:
+            self._from_other_source(data, addr, now)
             return
-        if not self._take_token():
+        if not self._flood.take(now):
+            self._flood_gap = True
             self._log_once("flood")
             return
-        if len(data) > 12 + MAX_PAYLOAD:
-            self._log_once("oversized packet")
-            return
-        try:
-            packet = parse_rtp(data)
-        except RtpError as exc:
-            self._log_once(exc.reason)
-            return
-        if packet.payload_type == self.codec.payload_type:
-            if not packet.payload:
-                self._log_once("empty payload")
-                return
-            self.stats.packets_received += 1
-            self._update_jitter(packet.timestamp)
-            for payload in self._jitter.push(packet.seq, packet.payload):
-                self._deliver(payload)
-            self._sync_jitter_stats()
-        elif packet.payload_type == self.telephone_event_pt and self.telephone_event_pt is not None:
-            self.stats.packets_received += 1
-            self._handle_dtmf(packet)
-        elif packet.payload_type == 13:  # comfort noise: silence, nothing to play
-            self.stats.packets_received += 1
-        else:
-            self._log_once("unknown payload type", f" {packet.payload_type}")
+        packet = self._parse(data)
+        if packet is not None:
+            self._latch.last_heard = now
+            self._accept(packet)
 
-    def _take_token(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(FLOOD_BURST, self._tokens + (now - self._tokens_at) * FLOOD_RATE)
-        self._tokens_at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
+    def _from_other_source(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        """A packet not from the current source: dropped, unless it takes the stream (latch)."""
+        latched = self._latch.source is not None
+        if not self._others_flood.take(now):
+            self._log_once("flood from other sources")
+            return
+        packet = self._parse(data, counted=not latched)
+        if packet is None or packet.payload_type not in (
+            self.codec.payload_type,
+            self.telephone_event_pt,
+        ):
+            if packet is not None and not latched:
+                self._log_once("unknown payload type", f" {packet.payload_type}")
+            elif latched:
+                self._log_once("from a second source", f" {addr}")
+            return
+        if not self._latch.offer(addr, packet.ssrc, packet.seq, now):
+            self._log_once("from a second source" if latched else "not latched", f" {addr}")
+            return
+        if latched:
+            self.stats.relatches += 1
+            self._restart_timeline()
+            logger.warning(f"[{self.call_id}] RTP re-latched to {addr}")
+        elif addr != self.remote:
+            logger.info(f"[{self.call_id}] RTP latched to {addr} (SDP said {self.remote})")
+        self._accept(packet)
+
+    def _parse(self, data: bytes, counted: bool = True) -> RtpPacket | None:
+        """The packet, or None (rejection counted and logged once, unless `counted` is False)."""
+        if len(data) > 12 + MAX_PAYLOAD:
+            reason = "oversized packet"
+        else:
+            try:
+                packet = parse_rtp(data)
+            except RtpError as exc:
+                reason = exc.reason
+            else:
+                if packet.payload or packet.payload_type != self.codec.payload_type:
+                    return packet
+                reason = "empty payload"
+        if counted:
+            self._log_once(reason)
+        return None
+
+    def _accept(self, packet: RtpPacket) -> None:
+        """A packet of the latched stream: through the jitter buffer, in sequence order."""
+        pt = packet.payload_type
+        if pt != self.codec.payload_type and pt != self.telephone_event_pt and pt != CN_PT:
+            self._log_once("unknown payload type", f" {pt}")
+            return
+        self.stats.packets_received += 1
+        resync, self._flood_gap = self._flood_gap, False
+        if resync:  # the gap is ours (flood limit, new source), not the network's: no concealment
+            self._transit = None
+        if pt == self.codec.payload_type:
+            self._update_jitter(packet.timestamp)
+        for item in self._jitter.push(packet.seq, packet, resync):
+            if item is None:
+                self._deliver(None)
+            elif item.payload_type == self.codec.payload_type:
+                self._deliver(item.payload)
+            elif item.payload_type == CN_PT:
+                continue  # comfort noise: silence, nothing to play
+            else:
+                self._handle_dtmf(item)
+        self._sync_jitter_stats()
+
+    def _restart_timeline(self) -> None:
+        """A new source (or address) begins its own sequence and timestamps: no loss across."""
+        self._flood_gap = True
+        self._transit = None
+        self._last_dtmf_ts = None
 
     def _update_jitter(self, timestamp: int) -> None:
         """RFC 3550 §6.4.1 interarrival jitter, in timestamp units, reported in ms."""
@@ -396,9 +476,17 @@ class RtpStream(asyncio.DatagramProtocol):
         self._first_packet = False
         self._seq = (self._seq + 1) & 0xFFFF
         packet = build_rtp(pt, self._seq, ts, self._ssrc, marker, payload)
+        dest = self._latch.source or self.remote
+        if dest == self._unsendable:
+            return
         try:
-            self._sock.sendto(packet, self._latched or self.remote)  # type: ignore[union-attr]
+            self._sock.sendto(packet, dest)  # type: ignore[union-attr]
         except OSError:  # socket closed under us, or the kernel buffer is full
             self.stats.send_errors += 1
+            return
+        except (OverflowError, ValueError, TypeError) as exc:  # never valid: stop trying it
+            self.stats.send_errors += 1
+            self._unsendable = dest
+            logger.error(f"[{self.call_id}] RTP cannot be sent to {dest}: {exc}; not retried")
             return
         self.stats.packets_sent += 1

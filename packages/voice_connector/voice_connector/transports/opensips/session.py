@@ -26,6 +26,7 @@ from voice_connector.telemetry.logging import call_context
 from voice_connector.transports.base import Admission, CallHandler, CallInfo, CallRefused
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import UaSessionEvent, uri_user
+from voice_connector.transports.opensips.latch import LatchPolicy
 from voice_connector.transports.opensips.mi import MIClient, MIError
 from voice_connector.transports.opensips.ports import PortPool
 from voice_connector.transports.opensips.rtp import RtpStats, RtpStream
@@ -268,6 +269,7 @@ class CallSession:
             if self.call is not None:
                 self.call.input_transport.feed_dtmf(digit)
 
+        settings = self.deps.settings
         return RtpStream(
             self.key,
             codec,
@@ -276,8 +278,14 @@ class CallSession:
             on_audio=on_audio,
             on_dtmf=on_dtmf,
             telephone_event_pt=neg.telephone_event_pt,
-            jitter_buffer_ms=self.deps.settings.jitter_buffer_ms,
+            jitter_buffer_ms=settings.jitter_buffer_ms,
             sock=sock,
+            latch=LatchPolicy(
+                enabled=settings.rtp_latching,
+                packets=settings.rtp_latch_packets,
+                silence=settings.rtp_latch_silence_ms / 1000,
+            ),
+            flood_rate=settings.rtp_flood_pps,
         )
 
     async def _run_pipeline(self) -> None:

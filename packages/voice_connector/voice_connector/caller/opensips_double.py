@@ -185,8 +185,9 @@ class OpenSIPSDouble:
                     "key": session.key,
                     "method": "REFER",
                     "status": self.refer_reply,
-                    "reason": "Accepted",
-                    "event_type": "UPDATED",
+                    "reason": "Accepted" if self.refer_reply < 300 else "Refused",
+                    # a reply to our in-dialog request: ANSWERED (2xx) or REJECTED, as 3.6.8 says
+                    "event_type": "ANSWERED" if self.refer_reply < 300 else "REJECTED",
                     "headers": "",
                 },
             )
@@ -210,20 +211,32 @@ class OpenSIPSDouble:
         ]
         return {"Event": {"name": "E_UA_SESSION", "id": 6, "Subscribers": subs}}
 
-    def _mi_b2be_list(self, params: Any) -> dict[str, Any]:
-        return {
-            "Server Entities": [
-                {
-                    "key": s.key,
-                    "state": {"NEW": 1, "ANSWERED": 4}.get(s.state, 5),
-                    "callid": f"{i}-lab@127.0.0.1",
-                    "last_reply_code": (s.replies or [0])[-1],
-                    "to": {"uri": "sip:ai@127.0.0.1:5060", "tag": s.key},
-                }
-                for i, s in enumerate(self.sessions.values())
-            ],
-            "Client Entities": [],
-        }
+    def _mi_b2be_list(self, params: Any) -> list[dict[str, Any]]:
+        """One flat entity per session, as 3.6.8 lists it: the key is the entity's To-tag."""
+        return [
+            {
+                "dlg": i,
+                "logic_key": "",
+                "mod_name": "b2b_entities",
+                "state": {"NEW": 1, "ANSWERED": 4}.get(s.state, 5),
+                "last_invite_cseq": 1,
+                "last_method": 0,
+                "db_flag": 2,
+                "ruri": "sip:ai@127.0.0.1:5060",
+                "callid": f"{i}-lab@127.0.0.1",
+                "from": "",
+                "from_uri": "sip:sipp@127.0.0.1:5061",
+                "from_tag": f"{i}SIPpTag001",
+                "to": "",
+                "to_uri": "sip:ai@127.0.0.1:5060",
+                "to_tag": s.key,
+                "cseq": {"caller": 1, "callee": 1},
+                "contact": {"caller": "sip:sipp@127.0.0.1:5061", "callee": "sip:127.0.0.1:5060"},
+                "send_sock": "127.0.0.1",
+                "tm_tran": "uas",
+            }
+            for i, s in enumerate(self.sessions.values())
+        ]
 
     def _mi_unknown(self, params: Any) -> Any:
         raise _MIFailure(-32601, "Method not found")

@@ -104,8 +104,27 @@ async def test_rtp_flood_is_limited(double, make_provider, log_lines):
         "",
         "v=0\r\nm=audio xx RTP/AVP 0\r\n",
         VIDEO_ONLY,
+        offer_sdp(99999),
+        offer_sdp(4000, ip="999.1.1.1"),
+        offer_sdp(4000).replace("IN IP4 127.0.0.1", "IN IP6 ::1"),
+        offer_sdp(4000, ip="media.example.com"),
+        offer_sdp(4000, ip="224.0.0.1"),
+        offer_sdp(4000).replace("c=IN IP4 127.0.0.1\r\n", ""),
+        offer_sdp(4000) + "a=x-pad:" + "A" * 9000 + "\r\n",
     ],
-    ids=["garbage", "empty", "bad-port", "video-only"],
+    ids=[
+        "garbage",
+        "empty",
+        "bad-port",
+        "video-only",
+        "port-99999",
+        "ip-999.1.1.1",
+        "ipv6",
+        "hostname",
+        "multicast",
+        "no-c-line",
+        "oversized",
+    ],
 )
 async def test_unusable_sdp_gets_488_and_terminate(double, make_provider, body):
     provider = await make_provider()

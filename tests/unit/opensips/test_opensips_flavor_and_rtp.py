@@ -63,3 +63,28 @@ async def test_outbound_timeline_marker_and_barge_in():
         stream.on_tick(0.0)
     dtmf = [h for h in _headers(sock.sent[-8:])]
     assert all(h[1] & 0x7F == 101 for h in dtmf) and len({h[3] for h in dtmf}) == 1
+
+
+class RefusingSocket(FakeSocket):
+    """sendto fails as it does for an address no socket can reach (port 99999)."""
+
+    def sendto(self, data: bytes, addr) -> None:
+        self.sent.append(data)
+        raise OverflowError("getsockaddrarg: port must be 0-65535.")
+
+
+def test_a_destination_that_can_never_work_is_tried_once_not_every_tick():
+    sock = RefusingSocket()
+    stream = RtpStream(
+        "call-2",
+        G711Codec("PCMU"),
+        ("127.0.0.1", 99999),
+        clock=PacingClock(),
+        on_audio=lambda pcm: None,
+        on_dtmf=lambda d: None,
+        sock=sock,
+    )
+    for _ in range(50):  # a second of ticks: no exception reaches the clock thread
+        stream.on_tick(0.0)
+    assert len(sock.sent) == 1
+    assert stream.stats.send_errors == 1 and stream.stats.packets_sent == 0

@@ -58,6 +58,30 @@ def test_unusable_sdp_raises(body):
         parse_offer(body)
 
 
+@pytest.mark.parametrize(
+    ("c_line", "port", "why"),
+    [
+        ("IN IP4 999.1.1.1", 4000, "not an IP address"),
+        ("IN IP6 ::1", 4000, "IPv6"),
+        ("IN IP4 media.example.com", 4000, "not an IP address"),
+        ("IN IP4 239.1.2.3", 4000, "not unicast"),
+        ("IN IP4 255.255.255.255", 4000, "not unicast"),
+        ("IN IP4 10.0.0.1", 99999, "out of range"),
+    ],
+)
+def test_offers_we_cannot_send_to_are_refused(c_line, port, why):
+    with pytest.raises(SdpError, match=why):
+        parse_offer(f"v=0\r\nc={c_line}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n")
+
+
+def test_sdp_size_is_bounded_before_parsing_and_hold_address_is_kept():
+    body = "v=0\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    offer = parse_offer(body)
+    assert (offer.ip, offer.direction) == ("0.0.0.0", "inactive")
+    with pytest.raises(SdpError, match="limit"):
+        parse_offer(body + "a=x:" + "9" * 10_000 + "\r\n")
+
+
 def test_rtp_round_trip_and_header_features():
     packet = build_rtp(0, 65535, 2**32 - 1, 0xDEADBEEF, True, b"\xff" * 160)
     p = parse_rtp(packet)

@@ -8,11 +8,15 @@ CE's own answer drops telephone-event, which kills DTMF).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
 from aiortc.sdp import SessionDescription
 
+MAX_SDP_BYTES = 8192
+"""Longest offer parsed. A phone's audio offer is a few hundred bytes; the body comes from the
+caller, so its size is checked before any parsing."""
 _STATIC = {0: "PCMU", 8: "PCMA"}
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _ANSWER_DIRECTION = {
@@ -57,9 +61,16 @@ class Negotiated:
 
 
 def parse_offer(body: str) -> AudioOffer:
-    """The first usable audio stream of an SDP offer, or SdpError."""
+    """The first usable audio stream of an SDP offer, or SdpError (→ 488).
+
+    The media address must be a literal unicast IPv4 address and the port 1-65535: anything else
+    (IPv6, host names, `999.1.1.1`, port 99999) cannot be sent to, so it is refused here rather
+    than answered and failed on every packet. `c=0.0.0.0` (RFC 2543 hold) is kept, as inactive.
+    """
     if not body or not body.strip():
         raise SdpError("no SDP body")
+    if len(body) > MAX_SDP_BYTES:
+        raise SdpError(f"SDP of {len(body)} characters (limit {MAX_SDP_BYTES})")
     try:
         desc = SessionDescription.parse(body)
     except Exception as exc:  # aiortc asserts on malformed lines
@@ -68,11 +79,12 @@ def parse_offer(body: str) -> AudioOffer:
     for media in desc.media:
         if media.kind != "audio" or not media.port:
             continue
-        ip = media.host or desc.host
-        if not ip or ip == "0.0.0.0":
+        if not 0 < media.port <= 65535:
+            raise SdpError(f"audio port {media.port} out of range")
+        ip = _media_ip(media.host or desc.host)
+        if ip == "0.0.0.0":
             # RFC 3264 hold via c=0.0.0.0 still needs a valid stream; keep it as inactive.
             direction = "inactive"
-            ip = ip or ""
         else:
             direction = media.direction or session_dir or "sendrecv"
         codecs = {c.payloadType: c.mimeType.split("/", 1)[-1].upper() for c in media.rtp.codecs}
@@ -83,6 +95,23 @@ def parse_offer(body: str) -> AudioOffer:
         pts = tuple(pt for pt in media.fmt if isinstance(pt, int))
         return AudioOffer(ip, int(media.port), pts, codecs, te, direction)
     raise SdpError("no audio stream in SDP")
+
+
+def _media_ip(host: str | None) -> str:
+    """The audio stream's address if we can send RTP to it (IPv4 unicast, or 0.0.0.0 for hold)."""
+    if not host:
+        raise SdpError("no connection address (c=) for the audio stream")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise SdpError(f"connection address {host[:64]!r} is not an IP address") from None
+    if ip.version != 4:
+        raise SdpError(f"connection address {host} is IPv6 (media is IPv4 only)")
+    if ip.is_unspecified:
+        return "0.0.0.0"
+    if ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise SdpError(f"connection address {host} is not unicast")
+    return str(ip)
 
 
 def _session_direction(body: str) -> str | None:

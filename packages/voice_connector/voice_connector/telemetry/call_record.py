@@ -17,6 +17,7 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     ErrorFrame,
+    InputDTMFFrame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -53,6 +54,8 @@ class Turn:
     """One caller utterance and the bot's answer; times are `time.monotonic()` seconds."""
 
     user_text: str = ""
+    dtmf: str = ""
+    """Keys the caller pressed in this turn (a keypad turn has no transcript or stage times)."""
     bot_text: str = ""
     speech_started: float | None = None
     speech_stopped: float | None = None
@@ -123,6 +126,7 @@ class CallRecorder(SelectiveObserver):
         LLMFullResponseEndFrame,
         InterruptionFrame,
         ErrorFrame,
+        InputDTMFFrame,
     )
     observes_processing = False
 
@@ -140,7 +144,7 @@ class CallRecorder(SelectiveObserver):
             # A caller turn (Pipecat's turn strategies) may hold several VAD segments: a pause
             # shorter than the turn timeout continues the same turn.
             turn = record.current()
-            if turn.transcript_at is not None:  # the previous turn is complete
+            if turn.transcript_at is not None or turn.dtmf:  # the previous turn is complete
                 turn = Turn()
                 record.turns.append(turn)
             turn.speech_started = turn.speech_started or now
@@ -149,7 +153,7 @@ class CallRecorder(SelectiveObserver):
         elif isinstance(frame, TranscriptionFrame) and data.direction == FrameDirection.DOWNSTREAM:
             turn = record.current()
             turn.user_text = f"{turn.user_text} {frame.text}".strip()
-            if turn.transcript_at is None:
+            if turn.transcript_at is None and not turn.dtmf:  # (a key press counted it)
                 metrics.turn_started(record)
             turn.transcript_at = now  # the last segment's transcript counts
         elif isinstance(frame, LLMTextFrame) and data.direction == FrameDirection.DOWNSTREAM:
@@ -189,6 +193,8 @@ class CallRecorder(SelectiveObserver):
                 (turns[-2] if len(turns) > 1 else turns[-1]).interrupted = True
                 record.barge_ins += 1
                 metrics.record_barge_in(record)
+        elif isinstance(frame, InputDTMFFrame) and data.first_push:
+            self._key_pressed(str(frame.button.value))
         elif isinstance(frame, ErrorFrame) and data.first_push:
             record.errors += 1
             kind = service_kind(frame.processor)
@@ -198,9 +204,21 @@ class CallRecorder(SelectiveObserver):
     def _export(self, turn: Turn, stage: str) -> None:
         metrics.observe_stage(self.record, stage, turn.stages_ms()[stage])
 
+    def _key_pressed(self, digit: str) -> None:
+        """A DTMF key: the call's digits, and a caller turn (keys until the bot answers)."""
+        record = self.record
+        record.dtmf += digit
+        turn = record.current()
+        if turn.transcript_at is not None or (turn.dtmf and turn.bot_text):
+            turn = Turn()
+            record.turns.append(turn)
+        if not turn.dtmf and turn.transcript_at is None:
+            metrics.turn_started(record)
+        turn.dtmf += digit
+
     def _append_bot_text(self, text: str) -> None:
         turn = self.record.current()
-        if turn.transcript_at is None and not self.record.turns[:-1]:
+        if turn.transcript_at is None and not turn.dtmf and not self.record.turns[:-1]:
             self.record.greeting = f"{self.record.greeting} {text}".strip()
         else:
             turn.bot_text = f"{turn.bot_text} {text}".strip()

@@ -2,8 +2,9 @@
 
 Start-up loads the in-process models (once, shared by all calls) and keeps probing the remote
 services it needs (LLM, remote STT/TTS) in the background; `/readyz` says 503 until the models
-are loaded, while any dependency fails, while any provider (e.g. the OpenSIPS subscription) is
-unhealthy, and while draining (SIGTERM, see lifecycle.py).
+are loaded, while any dependency of the default flavor fails, while any provider (e.g. the
+OpenSIPS subscription) is unhealthy, and while draining (SIGTERM, see lifecycle.py). Services only
+other flavors use do not gate it: while they are down, those flavors' calls hear an apology.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from media_node.calls import CallRegistry, SharedRecords
-from media_node.health import DependencyMonitor, SharedReadiness, dependency_probes
+from media_node.health import (
+    DependencyMonitor,
+    SharedReadiness,
+    dependency_probes,
+    flavor_needs,
+    optional_probes,
+)
 from voice_connector.config import Settings
 from voice_connector.services import factory
 from voice_connector.telemetry import metrics as node_metrics
@@ -35,16 +42,34 @@ LiveCheck = Callable[[], tuple[bool, str]]
 class NodeState:
     """What `/readyz` reports: each dependency's status, by name."""
 
-    def __init__(self, live: dict[str, LiveCheck] | None = None) -> None:
+    def __init__(
+        self, live: dict[str, LiveCheck] | None = None, settings: Settings | None = None
+    ) -> None:
+        """`settings`: whose flavors' services are checked apart from the default flavor's."""
         self.checks: dict[str, tuple[bool, str]] = {"models": (False, "loading")}
         self.live = dict(live or {})
+        self.optional = optional_probes(settings) if settings else set()
+        self.needs = flavor_needs(settings) if settings else {}
+        self.flavor_names = set(settings.flavors) if settings else set()
 
     def set(self, name: str, ok: bool, why: str = "ok") -> None:
         self.checks[name] = (ok, why)
 
     def services(self) -> dict[str, tuple[bool, str]]:
-        """Models and the AI services calls need: what admission asks before taking a call."""
-        return {**self.checks, **{name: check() for name, check in self.live.items()}}
+        """Models and the AI services the default flavor's calls need: what admission asks
+        before taking a call. Services only other flavors use are left out (`outage`)."""
+        required = {n: c for n, c in self.checks.items() if n not in self.optional}
+        return {**required, **{name: check() for name, check in self.live.items()}}
+
+    def outage(self, flavor: str) -> str:
+        """Why `flavor`'s own services are down ("" while they answer or are still checked)."""
+        names = self.needs.get(flavor if flavor in self.flavor_names else "", set())
+        failing = [
+            f"{name}: {self.checks[name][1]}"
+            for name in sorted(names & self.optional)
+            if self.checks.get(name, (True, ""))[1] != "checking" and not self.checks[name][0]
+        ]
+        return "; ".join(failing)
 
     def serving(self) -> tuple[bool, str]:
         """(calls can be answered, why not): every model and service check passes."""
@@ -59,6 +84,10 @@ class NodeState:
         return {
             "ready": all(ok for ok, _ in checks.values()),
             "checks": {name: {"ok": ok, "detail": why} for name, (ok, why) in checks.items()},
+            "flavors": {
+                name: {"ok": not (why := self.outage(name)), "detail": why or "ok"}
+                for name in sorted(self.flavor_names)
+            },
             "active_calls": registry.count,
         }
 
@@ -84,9 +113,10 @@ def create_app(
     shared = SharedRecords(shared_dir / "calls") if shared_dir else None
     registry = CallRegistry(settings, services_override, shared)
     providers = TransportFactory(settings, shard, shared_dir).create_all()
-    state = NodeState(checks)
+    state = NodeState(checks, settings)
     if services_override is None:
         registry.serving = state.serving
+        registry.outage = state.outage
     workers = (
         SharedReadiness(shared_dir / "ready", shard.index, shard.count)
         if shared_dir and shard.count > 1

@@ -12,6 +12,7 @@ from typing import Any
 from loguru import logger
 
 from voice_connector.config import Settings
+from voice_connector.pipeline.apology import apologize
 from voice_connector.pipeline.builder import CallServices, run_call
 from voice_connector.shared_files import ExpirySweeper, key_path, read_json, write_json
 from voice_connector.telemetry import metrics
@@ -67,6 +68,8 @@ class CallRegistry:
         self._services_override = services_override
         self.serving: Callable[[], tuple[bool, str]] = lambda: (True, "ok")
         """Whether the models and AI services calls need are up (the node's readiness)."""
+        self.outage: Callable[[str], str] = lambda flavor: ""
+        """Why a flavor's own services are down ("" while up): its calls hear an apology."""
         metrics.bound_flavors(["default", settings.general.default_flavor, *settings.flavors])
 
     @property
@@ -123,6 +126,7 @@ class CallRegistry:
             metrics.call_refused(info.transport, str(exc))
             raise
         settings = self.settings.for_flavor(info.flavor)
+        outage = self.outage(info.flavor)
         record = CallRecord(
             call_id=info.call_id,
             transport=info.transport,
@@ -140,6 +144,12 @@ class CallRegistry:
         metrics.call_started(record)
         self._share(record)
         try:
+            if outage:
+                metrics.flavor_unavailable(record)
+                logger.warning(f"call {info.call_id}: flavor {info.flavor} is down ({outage})")
+                default = self.settings.for_flavor(self.settings.general.default_flavor)
+                await apologize(call, default, record)
+                return
             services = None
             if callable(self._services_override):
                 services = self._services_override(settings, info)

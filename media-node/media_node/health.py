@@ -61,8 +61,30 @@ async def probe_service(url: str) -> tuple[bool, str]:
 
 def dependency_probes(settings: Settings) -> dict[str, Probe]:
     """One probe per distinct remote dependency of the settings and every flavor."""
+    return _plan(settings)[0]
+
+
+def flavor_needs(settings: Settings) -> dict[str, set[str]]:
+    """The probe names each flavor's calls depend on; "" is the flavor-less configuration."""
+    return _plan(settings)[1]
+
+
+def optional_probes(settings: Settings) -> set[str]:
+    """Probes only other flavors than the default need: they do not gate readiness.
+
+    A retired legacy host behind one flavor must not make every node unready; that flavor's
+    calls are answered with an apology instead (see `CallRegistry.outage`).
+    """
+    needs = flavor_needs(settings)
+    default = settings.general.default_flavor
+    required = needs[default if default in settings.flavors else ""]
+    return set().union(*needs.values()) - required
+
+
+def _plan(settings: Settings) -> tuple[dict[str, Probe], dict[str, set[str]]]:
     probes: dict[str, Probe] = {}
-    seen: set[tuple[str, ...]] = set()
+    names: dict[tuple[str, ...], str] = {}
+    needs: dict[str, set[str]] = {}
     variants = [("", settings)] + [(name, settings.for_flavor(name)) for name in settings.flavors]
     for flavor, variant in variants:
         llm, stt, tts = variant.llm, variant.stt, variant.tts
@@ -79,10 +101,11 @@ def dependency_probes(settings: Settings) -> dict[str, Probe]:
         if tts.mode == "remote":
             wanted.append((("tts", tts.url), lambda u=tts.url: probe_service(u)))
         for key, probe in wanted:
-            if key not in seen:
-                seen.add(key)
-                probes[f"{key[0]}@{flavor}" if flavor else key[0]] = probe
-    return probes
+            if key not in names:
+                names[key] = f"{key[0]}@{flavor}" if flavor else key[0]
+                probes[names[key]] = probe
+            needs.setdefault(flavor, set()).add(names[key])
+    return probes, needs
 
 
 class DependencyMonitor:

@@ -93,6 +93,11 @@ TTS_TTFA = Histogram(
 BARGE_INS = Counter(
     "voice_connector_barge_ins", "Caller speech that interrupted the bot.", ["transport", "flavor"]
 )
+FLAVOR_UNAVAILABLE = Counter(
+    "voice_connector_flavor_unavailable_calls",
+    "Calls answered with the apology because their flavor's own services were down.",
+    ["transport", "flavor"],
+)
 PROVIDER_ERRORS = Counter(
     "voice_connector_provider_errors",
     "Errors reported in call pipelines (Pipecat ErrorFrame), by service kind and provider.",
@@ -220,9 +225,9 @@ def scrape_registry() -> CollectorRegistry:
 
 METRICS: tuple[MetricWrapperBase | Collector, ...] = (
     ACTIVE_CALLS, CALLS_STARTED, CALLS_ENDED, CALLS_REFUSED, CALL_DURATION, TURNS,
-    VOICE_TO_VOICE, STT_LATENCY, LLM_TTFT, TTS_TTFA, BARGE_INS, PROVIDER_ERRORS,
-    PROVIDER_RECONNECTS, RTP_PACKETS, RTP_LOST, RTP_LATE_SENDS, RTP_JITTER, NODE_READY,
-    OPENSIPS_SUBSCRIBED, MODEL_LOAD,
+    VOICE_TO_VOICE, STT_LATENCY, LLM_TTFT, TTS_TTFA, BARGE_INS, FLAVOR_UNAVAILABLE,
+    PROVIDER_ERRORS, PROVIDER_RECONNECTS, RTP_PACKETS, RTP_LOST, RTP_LATE_SENDS, RTP_JITTER,
+    NODE_READY, OPENSIPS_SUBSCRIBED, MODEL_LOAD,
 )  # fmt: skip
 
 _flavors: frozenset[str] | None = None
@@ -296,6 +301,11 @@ def observe_stage(record: CallRecord, stage: str, ms: float | None) -> None:
 
 def record_barge_in(record: CallRecord) -> None:
     BARGE_INS.labels(record.transport, flavor_label(record.flavor)).inc()
+
+
+def flavor_unavailable(record: CallRecord) -> None:
+    """A call of a flavor whose services were down, answered with the apology."""
+    FLAVOR_UNAVAILABLE.labels(record.transport, flavor_label(record.flavor)).inc()
 
 
 def record_provider_error(kind: str, provider: str) -> None:

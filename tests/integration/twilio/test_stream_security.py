@@ -73,13 +73,31 @@ async def test_forged_upgrade_signature_is_refused_at_the_handshake(node, pipeli
     assert pipelines.built == []
 
 
-async def test_signed_upgrade_is_accepted(node, pipelines) -> None:  # type: ignore[no-untyped-def]
+async def test_a_signed_upgrade_without_a_call_token_is_refused(node, pipelines) -> None:  # type: ignore[no-untyped-def]
+    """The upgrade signature signs only the stream URL, the same for every call: replayed, it
+    would open unlimited calls. Three replays of a valid signed upgrade, no pipeline."""
+    headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, stream_url(node))}
+    for index in range(3):
+        outcome = await open_stream(stream_url(node), f"CA{index:032d}", headers=headers)
+        assert outcome.close_code == POLICY_VIOLATION and not outcome.got_media
+    assert pipelines.built == []
+
+
+async def test_a_signed_upgrade_with_a_call_token_is_accepted(node, pipelines) -> None:  # type: ignore[no-untyped-def]
+    call_sid = "CA" + "6" * 32
     headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, stream_url(node))}
     result = await place_call(
-        CallerOptions(audio=[], url=stream_url(node), headers=headers, answer_timeout=15)
+        CallerOptions(
+            audio=[],
+            url=stream_url(node),
+            headers=headers,
+            call_sid=call_sid,
+            answer_timeout=15,
+            extra_parameters=signed_parameters(AUTH_TOKEN, call_sid),
+        )
     )
     assert result.error == "" and result.bot_media_messages > 0
-    assert pipelines.built == [result.call_sid]
+    assert pipelines.built == [call_sid]
 
 
 async def test_call_token_is_accepted_once(node, pipelines, log_text) -> None:  # type: ignore[no-untyped-def]

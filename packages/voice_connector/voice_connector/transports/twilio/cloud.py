@@ -15,7 +15,7 @@ from typing import Any
 from loguru import logger
 
 from voice_connector.config import ConfigError, Settings, load_settings
-from voice_connector.telemetry.logging import setup_logging
+from voice_connector.telemetry.logging import clip, setup_logging
 from voice_connector.transports.twilio import webhook
 from voice_connector.transports.twilio.security import SIGNATURE_HEADER, public_url
 from voice_connector.transports.twilio.twiml import stream_url_from_base
@@ -104,7 +104,7 @@ def signed_webhook(request: Any, name: str, fields: Any) -> SignedWebhook:
         settings, webhook_url(request), form, request.headers.get(SIGNATURE_HEADER), fields
     )
     if rejection is not None:
-        logger.bind(call_id=form.get("CallSid", "-")).warning(
+        logger.bind(call_id=clip(form.get("CallSid", "-"))).warning(  # not Twilio's: clipped
             f"{name} refused: {rejection.reason}"
         )
         return SignedWebhook(settings, form, (rejection.reason, rejection.status))

@@ -53,19 +53,24 @@ def public_url(
     query: str = "",
     headers: Mapping[str, str],
     websocket: bool = False,
+    trust_forwarded: bool = True,
 ) -> str:
-    """The URL the client used, as Twilio signed it, rebuilt from proxy headers when present.
+    """The URL the client used, as Twilio signed it, rebuilt from proxy headers when trusted.
 
     `scheme`, `host`, `path`, `query` are what this server saw; `headers` must be
-    case-insensitive (Starlette and Werkzeug headers are).
+    case-insensitive (Starlette and Werkzeug headers are). `trust_forwarded`: whether the
+    connection comes from our own proxy (the media node passes False for anyone else: a client's
+    `X-Forwarded-Host` would let a signature made for another host pass). The Cloud Functions sit
+    behind Google's front end, which always writes these headers.
     """
-    proto = _first(headers.get("x-forwarded-proto")) or scheme
+    forwarded = headers if trust_forwarded else {}
+    proto = _first(forwarded.get("x-forwarded-proto")) or scheme
     secure = proto in ("https", "wss")
     if websocket:
         proto = "wss" if secure else "ws"
     else:
         proto = "https" if secure else "http"
-    public_host = _first(headers.get("x-forwarded-host")) or headers.get("host") or host
+    public_host = _first(forwarded.get("x-forwarded-host")) or headers.get("host") or host
     url = f"{proto}://{public_host}{path or '/'}"
     return f"{url}?{query}" if query else url
 

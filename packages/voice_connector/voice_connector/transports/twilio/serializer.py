@@ -1,9 +1,10 @@
 """Pipecat's `TwilioFrameSerializer`, made tolerant of bad input and aware of `mark`.
 
 Pipecat's serializer crashes the receive loop on a non-object message or bad base64 and ignores
-`mark`; this subclass validates first (see `messages`), feeds `mark` echoes and `clear`s to the
-call's `MarkLedger`, notes when the last message arrived (idle timeout), and leaves everything
-else (μ-law conversion, `clear` on barge-in, REST hang-up on EndFrame) to Pipecat.
+`mark`; this subclass validates first (see `messages`), drops caller audio sent faster than real
+time beyond a small lead (`InboundBudget`), feeds `mark` echoes and `clear`s to the call's
+`MarkLedger`, notes when the last message arrived (idle timeout), and leaves everything else
+(μ-law conversion, `clear` on barge-in, REST hang-up on EndFrame) to Pipecat.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from voice_connector.audio.resample import LowLatencyResampler
 from voice_connector.transports.twilio.marks import MarkLedger
-from voice_connector.transports.twilio.messages import WarnOnce, field, media_payload, parse_message
+from voice_connector.transports.twilio.messages import (
+    ULAW_BYTES_PER_SECOND,
+    InboundBudget,
+    WarnOnce,
+    field,
+    media_payload,
+    parse_message,
+)
 
 
 class TwilioStreamSerializer(TwilioFrameSerializer):
@@ -51,6 +59,7 @@ class TwilioStreamSerializer(TwilioFrameSerializer):
         self._input_resampler = LowLatencyResampler()
         self._output_resampler = LowLatencyResampler()
         self._warn = WarnOnce(call_sid)
+        self._inbound = InboundBudget()
         self.marks = marks or MarkLedger(stream_sid)
         self.last_message_at = time.monotonic()
         self.hang_up_on_end = hang_up_by_rest
@@ -71,7 +80,12 @@ class TwilioStreamSerializer(TwilioFrameSerializer):
         event = message["event"]
         if event == "media":
             payload = media_payload(message, self._warn)
-            return None if payload is None else await self._audio_frame(payload)
+            if payload is None:
+                return None
+            if not self._inbound.take(len(payload) / ULAW_BYTES_PER_SECOND):
+                self._warn("media-flood", "caller audio faster than real time")
+                return None
+            return await self._audio_frame(payload)
         elif event == "dtmf":
             if field(message, "dtmf", "digit") is None:
                 self._warn("dtmf-without-digit", "dtmf.digit missing")

@@ -109,6 +109,10 @@ def _load_test(args: argparse.Namespace) -> int:
     if args.transport != "twilio":
         from voice_connector.loadtest.sip_load import run_sip_load
 
+        if args.allow_remote_target:
+            print("SIP loads drive a local OpenSIPS double: loopback only", file=sys.stderr)
+            return 2
+
         return run_sip_load(args)
     try:
         report = asyncio.run(run_load(LoadOptions.from_args(args, args.url)))
@@ -149,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--dtmf", default="", help="digits to press after the audio")
     call.set_defaults(func=_call)
 
-    load = commands.add_parser("load", help="load a running node with simulated calls (loopback)")
+    load = commands.add_parser("load", help="load a running node with simulated calls")
     load.add_argument("--calls", type=int, default=10, help="calls to place in all")
     load.add_argument("--concurrency", type=int, default=5, help="calls at once, at most")
     load.add_argument("--transport", choices=["twilio", "sip"], default="twilio")
@@ -162,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-workers", type=int, default=1, help="SIP: the node's [general] workers"
     )
     load.add_argument("--audio", required=True, help="WAV the callers say")
+    load.add_argument(
+        "--allow-remote-target",
+        default="",
+        metavar="HOST",
+        help="load a deployed node: the Twilio --url's host must be exactly HOST "
+        "(default: loopback only)",
+    )
     load.set_defaults(func=_load_test)
     return parser
 

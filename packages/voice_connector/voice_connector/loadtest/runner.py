@@ -2,7 +2,9 @@
 
 Every call is a full simulated call (Twilio: real-time 20 ms media, marks, clear; SIP: the
 OpenSIPS double's signalling and real RTP), so the node does exactly the work of real calls.
-Only loopback targets are accepted: a load test never leaves this machine.
+Loopback targets only, unless the operator names a deployed node's host explicitly
+(`voice-connector load --allow-remote-target HOST`): a load test never leaves this machine by
+accident, e.g. through a mistyped URL or a stale default.
 """
 
 from __future__ import annotations
@@ -33,16 +35,36 @@ class UnsafeTarget(ValueError):
     """The load target is not on this machine."""
 
 
-def require_loopback(url: str) -> None:
-    host = urlparse(url).hostname or ""
+def is_loopback(host: str) -> bool:
     if host == "localhost":
-        return
+        return True
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        pass
-    raise UnsafeTarget(f"load tests only target loopback addresses, not {host!r}")
+        return False
+
+
+def check_target(url: str, allowed_host: str = "") -> None:
+    """Accept a loopback `url`, or one whose host is exactly the operator's `allowed_host`.
+
+    Raises `UnsafeTarget` otherwise. Only the host is compared (case and a trailing dot
+    ignored), never a suffix or a resolved address, so the opt-in names one deployment.
+    """
+    host = (urlparse(url).hostname or "").lower()
+    if is_loopback(host):
+        return
+    wanted = allowed_host.strip().lower().rstrip(".")
+    if wanted and host.rstrip(".") == wanted:
+        return
+    hint = f" (allowed: {wanted!r})" if wanted else ""
+    raise UnsafeTarget(
+        f"load tests target loopback addresses, not {host!r}{hint}; to load a deployed node, "
+        f"pass --allow-remote-target {host or 'HOST'}"
+    )
+
+
+def require_loopback(url: str) -> None:
+    check_target(url)
 
 
 class SimulatedCall(Protocol):
@@ -60,6 +82,8 @@ class LoadOptions:
     answer_timeout: float = 30.0
     rate: float = 0.0
     """New calls per second, as SIPp's `-r` (0: all at once, so every turn end coincides)."""
+    allowed_host: str = ""
+    """A non-loopback host the operator explicitly allowed (`--allow-remote-target`)."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, url: str) -> LoadOptions:
@@ -71,6 +95,7 @@ class LoadOptions:
             concurrency=args.concurrency,
             duration=args.duration,
             rate=args.rate,
+            allowed_host=getattr(args, "allow_remote_target", "") or "",
         )
 
 
@@ -182,7 +207,7 @@ async def run_load(
     options: LoadOptions, new_call: Callable[[LoadOptions], SimulatedCall] = twilio_call
 ) -> LoadReport:
     """Place `calls` calls, at most `concurrency` at once, none started after `duration`."""
-    require_loopback(options.url)
+    check_target(options.url, options.allowed_host)
     parsed = urlparse(options.url)
     metrics_url = (
         f"{'https' if parsed.scheme in ('wss', 'https') else 'http'}://{parsed.netloc}/metrics"

@@ -9,6 +9,7 @@ from voice_infra.config import StackConfig
 
 SERVICES = (
     "artifactregistry.googleapis.com",
+    "cloudresourcemanager.googleapis.com",  # project IAM bindings read and set the project policy
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "compute.googleapis.com",
@@ -17,6 +18,7 @@ SERVICES = (
     "monitoring.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
+    "storage.googleapis.com",
 )
 
 

@@ -57,10 +57,16 @@ KNOWN_KEYS = {
     "githubRepo",
     "configFile",
     "streamTarget",
+    "phase",
 }
 SECRET_KEYS = ("twilioAuthToken", "twilioAccountSid", "outboundCallToken")
 PROD_STACKS = {"prod"}
 STREAM_TARGETS = ("cloudrun", "gke")  # who serves wss://HOST/twilio/stream
+PHASES = ("bootstrap", "full")
+"""`bootstrap`: what images need before they exist (APIs, registry, accounts, secrets, build
+triggers); `full`: everything, from images tagged `imageTag` (docs/cloud-deployment.md)."""
+MUTABLE_TAGS = {"latest", "stable", "main", "dev"}
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 class ConfigError(pulumi.RunError):
@@ -97,6 +103,12 @@ class StackConfig:
     github_repo: str = "voice-connector"
     config_file: str = "../cfg/voice-connector.ini"
     stream_target: str = "cloudrun"
+    phase: str = "full"
+
+    @property
+    def bootstrap(self) -> bool:
+        """Only what images need before they exist; no workload references an image yet."""
+        return self.phase == "bootstrap"
 
     @property
     def prefix(self) -> str:
@@ -250,6 +262,18 @@ def parse_stack_config(raw: Mapping[str, str], stack: str) -> StackConfig:
             "(Twilio streams need wss:// with a certificate)"
         )
 
+    phase = text("phase", "full") or ""
+    if phase not in PHASES:
+        problems.append(f"{NAMESPACE}:phase: '{phase}' is not one of {', '.join(PHASES)}")
+    image_tag = text("imageTag", "") or ""
+    if image_tag in MUTABLE_TAGS:
+        problems.append(
+            f"{NAMESPACE}:imageTag: '{image_tag}' is a moving tag: deploy the commit Cloud Build "
+            "pushed (its short SHA), so every pod and revision runs the same image"
+        )
+    elif image_tag and not _TAG.match(image_tag):
+        problems.append(f"{NAMESPACE}:imageTag: '{image_tag}' is not a Docker tag")
+
     config = StackConfig(
         stack=stack,
         project=project,
@@ -263,7 +287,7 @@ def parse_stack_config(raw: Mapping[str, str], stack: str) -> StackConfig:
         cloud_run_min_instances=min_instances,
         cloud_run_max_concurrency=integer("cloudRunMaxConcurrency", 20, 1, 1000),
         cluster_version=version,
-        image_tag=text("imageTag", "latest") or "",
+        image_tag=image_tag,
         drain_grace_seconds=integer("drainGraceSeconds", 300, 30, 86400),
         twilio_phone_number=phone,
         notification_email=email,
@@ -272,10 +296,23 @@ def parse_stack_config(raw: Mapping[str, str], stack: str) -> StackConfig:
         github_repo=text("githubRepo", "voice-connector") or "",
         config_file=text("configFile", "../cfg/voice-connector.ini") or "",
         stream_target=target,
+        phase=phase,
     )
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def check_deployable(cfg: StackConfig) -> None:
+    """Phase `full` names images: refuse to declare it without the tag they were pushed under."""
+    if cfg.phase == "full" and not cfg.image_tag:
+        raise ConfigError(
+            [
+                f"{NAMESPACE}:imageTag: required: the tag Cloud Build pushed "
+                f"(pulumi up -c {NAMESPACE}:imageTag=$(pulumi stack output imageTag)); on a new "
+                f"project run with {NAMESPACE}:phase=bootstrap first (docs/cloud-deployment.md)"
+            ]
+        )
 
 
 def raw_config() -> dict[str, str]:

@@ -429,7 +429,8 @@ class GpuService:
 def gpu_services(ini_text: str = "") -> tuple[GpuService, ...]:
     """Whisper and Ollama; Ollama serves (and pulls) the models the connector's INI asks for."""
     return (
-        GpuService("whisper", "whisper-service", WHISPER_PORT, "/readyz", "/healthz", {}),
+        # The CUDA variant: `--device auto` takes the pool's GPU.
+        GpuService("whisper", "whisper-service-gpu", WHISPER_PORT, "/readyz", "/healthz", {}),
         GpuService(
             "ollama",
             "ollama",

@@ -11,7 +11,7 @@ from voice_infra.alerts import Alerts
 from voice_infra.apis import ProjectApis
 from voice_infra.cloudbuild import BuildTriggers
 from voice_infra.cloudrun import TwilioCloudRun
-from voice_infra.config import SecretValues, StackConfig
+from voice_infra.config import SecretValues, StackConfig, check_deployable
 from voice_infra.functions import TwilioFunctions, TwilioFunctionsArgs
 from voice_infra.gke import GkeCluster
 from voice_infra.identity import ServiceAccounts
@@ -26,20 +26,20 @@ INFRA_DIR = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Deployment:
-    """Every component of the stack, for tests and stack outputs."""
+    """Every component of the stack, for tests and stack outputs (workloads: `full` phase only)."""
 
     apis: ProjectApis
     registry: ArtifactRegistry
     secrets: Secrets
     accounts: ServiceAccounts
-    network: Network
-    gke: GkeCluster
-    workloads: ClusterWorkloads
-    cloud_run: TwilioCloudRun
-    functions: TwilioFunctions
     triggers: BuildTriggers
-    alerts: Alerts | None
-    monitoring: Monitoring
+    network: Network | None = None
+    gke: GkeCluster | None = None
+    workloads: ClusterWorkloads | None = None
+    cloud_run: TwilioCloudRun | None = None
+    functions: TwilioFunctions | None = None
+    alerts: Alerts | None = None
+    monitoring: Monitoring | None = None
 
 
 def deploy(
@@ -48,12 +48,36 @@ def deploy(
     ini_text: str,
     monitoring_settings: MonitoringSettings | None = None,
 ) -> Deployment:
-    """Declare the whole stack. Everything waits for the project APIs."""
+    """Declare the stack. Everything waits for the project APIs.
+
+    Phase `bootstrap` stops after what the image build needs (APIs, registry, accounts, secrets,
+    triggers): on a new project the images do not exist yet, and every workload names one.
+    """
+    check_deployable(cfg)
     apis = ProjectApis("apis", cfg)
     after_apis = pulumi.ResourceOptions(depends_on=apis.services)
     registry = ArtifactRegistry("registry", cfg, opts=after_apis)
     secrets = Secrets("secrets", cfg, secret_values, opts=after_apis)
     accounts = ServiceAccounts("accounts", cfg, registry, secrets, opts=after_apis)
+    triggers = BuildTriggers("triggers", cfg, accounts, opts=after_apis)
+    pulumi.export("imageRepository", registry.url)
+    pulumi.export("phase", cfg.phase)
+    found = Deployment(apis, registry, secrets, accounts, triggers)
+    if cfg.bootstrap:
+        return found
+    _workloads(cfg, ini_text, monitoring_settings, found, after_apis)
+    return found
+
+
+def _workloads(
+    cfg: StackConfig,
+    ini_text: str,
+    monitoring_settings: MonitoringSettings | None,
+    found: Deployment,
+    after_apis: pulumi.ResourceOptions,
+) -> None:
+    """The `full` phase: network, cluster, workloads, Cloud Run, functions, monitoring."""
+    accounts, secrets = found.accounts, found.secrets
     network = Network("network", cfg, opts=after_apis)
     gke = GkeCluster("gke", cfg, network, accounts, opts=after_apis)
     workloads = ClusterWorkloads("workloads", cfg, ini_text, network, secrets, gke.provider)
@@ -67,7 +91,6 @@ def deploy(
         TwilioFunctionsArgs(media_host, ini_text, accounts, secrets),
         opts=after_apis,
     )
-    triggers = BuildTriggers("triggers", cfg, accounts, opts=after_apis)
     alerts = Alerts("alerts", cfg, opts=after_apis) if cfg.notification_email else None
     monitoring = Monitoring(
         "monitoring",
@@ -77,7 +100,15 @@ def deploy(
         notification_channels=[alerts.channel.id] if alerts else None,
         opts=after_apis,
     )
+    found.network, found.gke, found.workloads = network, gke, workloads
+    found.cloud_run, found.functions, found.alerts, found.monitoring = (
+        cloud_run,
+        functions,
+        alerts,
+        monitoring,
+    )
 
+    pulumi.export("imageTag", cfg.image_tag)
     pulumi.export("cloudRunUrl", cloud_run.url)
     pulumi.export("mediaHost", media_host)
     pulumi.export("ingressIp", network.ingress_address.address)
@@ -85,19 +116,4 @@ def deploy(
     pulumi.export("twilioStatusWebhook", functions.urls["twilio_status"])
     pulumi.export("outboundCallUrl", functions.urls["outbound_call"])
     pulumi.export("cluster", gke.cluster.name)
-    pulumi.export("imageRepository", registry.url)
     pulumi.export("kubeconfig", gke.kubeconfig)
-    return Deployment(
-        apis,
-        registry,
-        secrets,
-        accounts,
-        network,
-        gke,
-        workloads,
-        cloud_run,
-        functions,
-        triggers,
-        alerts,
-        monitoring,
-    )

@@ -13,7 +13,7 @@ from pulumi.runtime import settings as runtime_settings
 from voice_infra.config import NAMESPACE, SECRET_KEYS, load_config, load_secrets
 from voice_infra.program import Deployment, deploy
 
-BASE_CONFIG = {"project": "vc-test-project"}
+BASE_CONFIG = {"project": "vc-test-project", "imageTag": "0123abcd"}
 SECRET_VALUES = {
     "twilioAuthToken": "tw-auth-token-123",
     "twilioAccountSid": "AC0123456789",

@@ -56,10 +56,14 @@ def test_every_image_is_pushed_before_deploy_and_listed(build: dict[str, Any]) -
 def test_deploy_runs_pulumi_up_for_the_stack(build: dict[str, Any]) -> None:
     deploy = steps(build)["deploy"]
     assert deploy["waitFor"] == ["push"]
-    assert (
-        deploy["name"] == "${_PULUMI_IMAGE}" and "pulumi" in build["substitutions"]["_PULUMI_IMAGE"]
-    )
+    assert deploy["name"] == "${_DEPLOY_IMAGE}"
+    image = build["substitutions"]["_DEPLOY_IMAGE"]
+    assert image.startswith("gcr.io/google.com/cloudsdktool/google-cloud-cli:")
+    assert image.rsplit(":", 1)[1][0].isdigit(), "pin a gcloud version"
     script = deploy["args"][-1]
+    # The Kubernetes provider's kubeconfig execs the plugin: the step installs and runs it first.
+    assert "google-cloud-cli-gke-gcloud-auth-plugin" in script
+    assert script.index("gke-gcloud-auth-plugin --version") < script.index("pulumi up")
     assert 'pulumi up --stack "${_STACK}" --yes' in script
     assert "voice-connector:imageTag=${_IMAGE_TAG}" in script
     assert deploy["secretEnv"] == ["PULUMI_CONFIG_PASSPHRASE"]

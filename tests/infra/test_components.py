@@ -368,3 +368,30 @@ def test_alerts_notify_only_with_a_notification_email(stacks: Stacks) -> None:
     # The dashboard's alert policies share the one e-mail channel.
     policies = stack.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
     assert len(policies) > 1 and all(p.inputs.get("notificationChannels") for p in policies)
+
+
+# --- first `pulumi up` on an empty project -------------------------------------------------------
+
+
+def test_bootstrap_phase_declares_what_the_image_build_needs_and_no_workload(
+    stacks: Stacks,
+) -> None:
+    stack = stacks("dev", phase="bootstrap", imageTag="")
+    types = {r.typ for r in stack.resources}
+    assert "gcp:artifactregistry/repository:Repository" in types
+    assert "gcp:serviceaccount/account:Account" in types
+    assert "gcp:secretmanager/secret:Secret" in types
+    for workload in (
+        "gcp:container/cluster:Cluster",
+        "gcp:cloudrunv2/service:Service",
+        "gcp:cloudfunctionsv2/function:Function",
+        "gcp:compute/network:Network",
+    ):
+        assert workload not in types, workload
+    assert not [t for t in types if t.startswith("kubernetes:")]
+
+
+def test_apis_include_what_iam_bindings_and_sources_use(stacks: Stacks) -> None:
+    enabled = {r.inputs["service"] for r in stacks("dev").of_type("gcp:projects/service:Service")}
+    assert {"cloudresourcemanager.googleapis.com", "artifactregistry.googleapis.com"} <= enabled
+    assert "storage.googleapis.com" in enabled

@@ -10,9 +10,16 @@ import pytest
 from pulumi.runtime import settings as runtime_settings
 
 from tests.infra.harness import LOOP, RecordingMocks, set_stack_config
-from voice_infra.config import ConfigError, StackConfig, parse_rtp_range, parse_stack_config
+from voice_infra.config import (
+    ConfigError,
+    StackConfig,
+    check_deployable,
+    parse_rtp_range,
+    parse_stack_config,
+)
 
 INFRA_DIR = Path(__file__).resolve().parents[2] / "infra"
+BASE = {"project": "my-voice-project", "imageTag": "3f9c2ab"}
 
 
 def problems(raw: dict[str, str], stack: str = "dev") -> list[str]:
@@ -21,14 +28,14 @@ def problems(raw: dict[str, str], stack: str = "dev") -> list[str]:
     return caught.value.problems
 
 
-def test_defaults_fill_everything_but_the_project() -> None:
-    cfg = parse_stack_config({"project": "my-voice-project"}, "dev")
+def test_defaults_fill_everything_but_the_project_and_image_tag() -> None:
+    cfg = parse_stack_config({"project": "my-voice-project", "imageTag": "3f9c2ab"}, "dev")
     assert cfg.region == "us-central1" and cfg.zone == "us-central1-a"
     assert cfg.gpu_type == "nvidia-l4" and cfg.gpu_machine_type == "g2-standard-8"
     assert cfg.rtp_port_range == (35000, 35999)
     assert cfg.cloud_run_min_instances == 0
     assert cfg.image("media-node") == (
-        "us-central1-docker.pkg.dev/my-voice-project/voice-connector/media-node:latest"
+        "us-central1-docker.pkg.dev/my-voice-project/voice-connector/media-node:3f9c2ab"
     )
 
 
@@ -43,7 +50,7 @@ def test_unknown_gpu_type_lists_the_choices() -> None:
 
 
 def test_t4_selects_an_n1_machine() -> None:
-    cfg = parse_stack_config({"project": "my-voice-project", "gpuType": "nvidia-tesla-t4"}, "dev")
+    cfg = parse_stack_config({**BASE, "gpuType": "nvidia-tesla-t4"}, "dev")
     assert cfg.gpu_machine_type == "n1-standard-8"
 
 
@@ -72,7 +79,7 @@ def test_rtp_range_parses() -> None:
 def test_prod_needs_a_warm_cloud_run_instance() -> None:
     (problem,) = problems({"project": "my-voice-project", "cloudRunMinInstances": "0"}, "prod")
     assert problem.startswith("voice-connector:cloudRunMinInstances: must be >= 1")
-    assert parse_stack_config({"project": "my-voice-project"}, "prod").cloud_run_min_instances == 1
+    assert parse_stack_config(BASE, "prod").cloud_run_min_instances == 1
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -151,8 +158,24 @@ def test_missing_secrets_name_the_config_keys() -> None:
 
 
 def test_missing_ini_file_names_the_config_key(tmp_path: Path) -> None:
-    cfg = parse_stack_config({"project": "my-voice-project", "configFile": "nope.ini"}, "dev")
+    cfg = parse_stack_config({**BASE, "configFile": "nope.ini"}, "dev")
     with pytest.raises(ConfigError, match=r"configFile: .*nope\.ini does not exist"):
         cfg.read_config_file(tmp_path)
     (tmp_path / "nope.ini").write_text("[general]\n")
     assert cfg.read_config_file(tmp_path) == "[general]\n"
+
+
+@pytest.mark.parametrize("tag", ["latest", "stable", "main"])
+def test_moving_image_tags_are_refused(tag: str) -> None:
+    (problem,) = problems({**BASE, "imageTag": tag})
+    assert problem.startswith(f"voice-connector:imageTag: '{tag}' is a moving tag")
+
+
+def test_full_phase_needs_the_pushed_image_tag() -> None:
+    cfg = parse_stack_config({"project": "my-voice-project"}, "dev")
+    with pytest.raises(ConfigError) as caught:
+        check_deployable(cfg)
+    (problem,) = caught.value.problems
+    assert "pulumi stack output imageTag" in problem and "phase=bootstrap" in problem
+    bootstrap = parse_stack_config({"project": "my-voice-project", "phase": "bootstrap"}, "dev")
+    check_deployable(bootstrap)  # no image is named before the first build

@@ -91,7 +91,7 @@ def validate(manifest: dict[str, Any], version: str) -> None:
 
 
 def config(stack: str = "dev", **raw: str) -> StackConfig:
-    return parse_stack_config({"project": "vc-test-project", **raw}, stack)
+    return parse_stack_config({"project": "vc-test-project", "imageTag": "0123abcd", **raw}, stack)
 
 
 def render(cfg: StackConfig) -> list[dict[str, Any]]:

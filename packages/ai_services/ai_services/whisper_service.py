@@ -78,6 +78,8 @@ class Settings:
     language: str | None = None
     max_seconds: float = 30.0
     compute_type: str = "int8"
+    device: str = "auto"
+    """CTranslate2 device: `auto` takes the GPU when CUDA sees one (the GPU pool), else CPU."""
 
 
 @dataclass
@@ -111,7 +113,7 @@ class WhisperService:
 
         return WhisperModel(
             str(self.settings.model_path),
-            device="cpu",
+            device=self.settings.device,
             compute_type=self.settings.compute_type,
             cpu_threads=self.settings.cpu_threads,
             num_workers=self.settings.workers,
@@ -319,6 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--language", default=None, help="default language (omit = detect)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest utterance")
     parser.add_argument("--compute-type", default="int8")
+    parser.add_argument(
+        "--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto: CUDA if present"
+    )
     args = parser.parse_args(argv)
     settings = Settings(
         model_path=args.model or whisper_tiny_en(),
@@ -329,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         language=args.language,
         max_seconds=args.max_seconds,
         compute_type=args.compute_type,
+        device=args.device,
     )
     serve(build_app(settings), args)
 

@@ -46,13 +46,13 @@ def is_loaded(kind: str) -> bool:
 
 
 def whisper_model(path: Path, compute_type: str) -> Any:
-    """The faster-whisper model at `path` (CPU), shared."""
+    """The faster-whisper model at `path`, shared; on the GPU when CUDA sees one (`auto`)."""
     from faster_whisper import WhisperModel
 
     return shared(
         "whisper",
         (str(path), compute_type),
-        lambda: WhisperModel(str(path), device="cpu", compute_type=compute_type),
+        lambda: WhisperModel(str(path), device="auto", compute_type=compute_type),
     )
 
 

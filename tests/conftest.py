@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.servers import ServerThread, run_server
+from tests.support import engines
+from tests.support.engines import EngineProcess
+from tests.support.servers import ServerThread
 from tests.support.speech import speak
 
 
@@ -19,60 +21,88 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     return lambda text: speak(text, directory)
 
 
+def engine(name: str, module: str, *args: str) -> Iterator[EngineProcess]:
+    """Generator for fixtures: an AI server in its own process (tests/support/engines.py)."""
+    server = EngineProcess(name, module, *args).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
-def qwen_ollama() -> Iterator[ServerThread]:
-    """The bundled Ollama-API server with the real Qwen2.5-Coder 0.5B model (stands in for Ollama)."""
-    from ai_services.ollama_api import build_app
-    from voice_connector.models import qwen_gguf
+def qwen_ollama() -> Iterator[EngineProcess]:
+    """The bundled Ollama-API server with the real Qwen2.5-Coder 0.5B (stands in for Ollama)."""
+    from voice_connector.models import QWEN_MODEL_NAME, qwen_gguf
 
-    yield from run_server(build_app(qwen_gguf(), "qwen2.5-coder:0.5b", n_ctx=2048))
+    yield from engine(
+        "ollama-api (qwen)", "ai_services.ollama_api",
+        "--gguf", str(qwen_gguf()), "--model-name", QWEN_MODEL_NAME, "--n-ctx", "2048",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def smollm_ollama() -> Iterator[ServerThread]:
+def smollm_ollama() -> Iterator[EngineProcess]:
     """The Ollama-API server with SmolLM2 135M: fast words for protocol tests."""
-    from ai_services.ollama_api import build_app
     from voice_connector.models import smollm2_gguf
 
-    yield from run_server(build_app(smollm2_gguf(), "smollm2:135m", n_ctx=2048, max_queue=2))
+    yield from engine(
+        "ollama-api (smollm2)", "ai_services.ollama_api", "--gguf", str(smollm2_gguf()),
+        "--model-name", "smollm2:135m", "--n-ctx", "2048", "--max-queue", "2",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def whisper_server() -> Iterator[ServerThread]:
+def whisper_server() -> Iterator[EngineProcess]:
     """The Whisper service (tiny.en), one worker."""
-    from ai_services.whisper_service import Settings, build_app
-    from voice_connector.models import whisper_tiny_en
-
-    settings = Settings(whisper_tiny_en(), workers=1, max_queue=8, max_seconds=20.0)
-    yield from run_server(build_app(settings))
+    yield from engine(
+        "whisper-service", "ai_services.whisper_service",
+        "--workers", "1", "--max-queue", "8", "--max-seconds", "20",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def vosk_server() -> Iterator[ServerThread]:
+def vosk_server() -> Iterator[EngineProcess]:
     """The vosk-server-protocol service with the Korean model (dither off: reproducible)."""
-    from ai_services.vosk_server import Settings, build_app
-    from voice_connector.models import vosk_korean
-
-    yield from run_server(build_app(Settings(vosk_korean(), max_frame_bytes=256 * 1024)))
+    yield from engine(
+        "vosk-server", "ai_services.vosk_server", "--max-frame-bytes", str(256 * 1024)
+    )
 
 
 @pytest.fixture(scope="session")
-def llama_ws_server() -> Iterator[ServerThread]:
+def llama_ws_server() -> Iterator[EngineProcess]:
     """The legacy Llama WebSocket service with SmolLM2."""
-    from ai_services.llama_ws_server import build_app
     from voice_connector.models import smollm2_gguf
 
-    yield from run_server(build_app(smollm2_gguf(), n_ctx=2048))
+    yield from engine(
+        "llama-ws-server", "ai_services.llama_ws_server",
+        "--gguf", str(smollm2_gguf()), "--n-ctx", "2048",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def piper_ws_server() -> Iterator[ServerThread]:
+def piper_ws_server() -> Iterator[EngineProcess]:
     """The legacy Piper WebSocket service with the joe voice."""
-    from ai_services.piper_ws_server import Settings, build_app
-    from voice_connector.models import piper_joe_voice
+    yield from engine("piper-ws-server", "ai_services.piper_ws_server", "--max-text-chars", "2000")
 
-    onnx, config = piper_joe_voice()
-    yield from run_server(build_app(Settings(onnx, config, max_text_chars=2000)))
+
+@pytest.fixture(autouse=True)
+def _fresh_engines() -> None:
+    """An engine that died in an earlier test is started again for this one."""
+    engines.revive_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A test during which an engine process died fails, naming the engine and the signal."""
+    outcome = yield
+    if call.when != "call":
+        return
+    crashes = engines.crashes_during_test()
+    if crashes:
+        report = outcome.get_result()
+        report.outcome = "failed"
+        report.longrepr = "engine process died during this test:\n" + "\n".join(crashes)
 
 
 def node_settings(**env: str) -> Any:

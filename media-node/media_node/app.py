@@ -15,10 +15,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from media_node.access import PrivateAccess
 from media_node.calls import CallRegistry, SharedRecords
 from media_node.health import (
     DependencyMonitor,
@@ -30,7 +31,7 @@ from media_node.health import (
 from voice_connector.config import Settings
 from voice_connector.services import factory
 from voice_connector.telemetry import metrics as node_metrics
-from voice_connector.telemetry.logging import TraceContextMiddleware
+from voice_connector.telemetry.logging import TraceContextMiddleware, set_phone_masking
 from voice_connector.transports.base import TransportProvider
 from voice_connector.transports.factory import TransportFactory
 from voice_connector.workers import WorkerShard
@@ -110,6 +111,9 @@ def create_app(
     """
     shard = shard or WorkerShard()
     settings = shard.apply(settings)
+    set_phone_masking(settings.general.mask_phone_numbers)
+    access = PrivateAccess(settings)
+    private = [Depends(access.require)]
     shared = SharedRecords(shared_dir / "calls") if shared_dir else None
     registry = CallRegistry(settings, services_override, shared)
     providers = TransportFactory(settings, shard, shared_dir).create_all()
@@ -180,11 +184,14 @@ def create_app(
     app.state.drain = drain
 
     @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
+        """The status code for anyone (probes); which check fails only for private clients."""
         body = readiness()
+        if not access.allows(request):
+            body = {"ready": body["ready"]}
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=private)
     async def metrics() -> PlainTextResponse:
         body = readiness()
         node_metrics.refresh_node(body["ready"], {p.name: p.readiness()[0] for p in providers})
@@ -192,7 +199,7 @@ def create_app(
             generate_latest(node_metrics.scrape_registry()), media_type=CONTENT_TYPE_LATEST
         )
 
-    @app.get("/calls/{call_id}")
+    @app.get("/calls/{call_id}", dependencies=private)
     async def call_record(call_id: str) -> dict[str, Any]:
         record = registry.get_json(call_id)
         if record is None:

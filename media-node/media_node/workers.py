@@ -65,17 +65,14 @@ def load_factory(path: str) -> Any:
 
 def worker_main(settings: Settings, shard: WorkerShard, shared_dir: Path, factory: str) -> None:
     """One worker process: the media node app on its share, on its own socket of the port."""
-    import uvicorn
-
     from media_node import lifecycle
+    from media_node.server import http_config
 
     os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the supervisor, which forwards it once
     general = settings.general
     setup_logging(general.log_level, general.log_format, config_secrets(settings))
     app = load_factory(factory)(settings, shard=shard, shared_dir=shared_dir)
-    config = uvicorn.Config(
-        app, ws_max_size=settings.twilio.max_message_bytes, log_config=None, lifespan="on"
-    )
+    config = http_config(app, settings, lifespan="on")  # the node's HTTP limits
     sock = bind_http_socket(general.http_host, general.http_port)
     logger.info(f"worker {shard.index + 1}/{shard.count} (pid {os.getpid()}) serving")
     lifecycle.serve(config, app.state.drain, general.drain_grace_seconds, sockets=[sock])

@@ -22,19 +22,20 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving `app` on 127.0.0.1 in a background thread with its own event loop."""
 
-    def __init__(self, app: Any, ws_max_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self, app: Any, ws_max_size: int = 16 * 1024 * 1024, node_settings: Any = None
+    ) -> None:
+        """`node_settings`: serve with the media node's own HTTP limits (media_node.server)."""
         self.port = free_port()
         self.app = app
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=self.port,
-                log_level="warning",
-                ws_max_size=ws_max_size,
-                lifespan="on",
-            )
-        )
+        where = {"host": "127.0.0.1", "port": self.port, "log_level": "warning", "lifespan": "on"}
+        if node_settings is not None:
+            from media_node.server import http_config
+
+            config = http_config(app, node_settings, **where)
+        else:
+            config = uvicorn.Config(app, ws_max_size=ws_max_size, **where)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

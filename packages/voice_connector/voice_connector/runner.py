@@ -19,10 +19,9 @@ def run_node(settings: Settings, *, start_local_llm_server: bool = True) -> int:
     `[general] workers` > 1: that many worker processes share the port (media_node.workers).
     With one process the bundled LLM server's state is a readiness check of its own (why it is
     down, at once); worker processes see it through their LLM probe."""
-    import uvicorn
-
     from media_node import lifecycle
     from media_node.app import create_app
+    from media_node.server import http_config
 
     setup_logging(settings.general.log_level, settings.general.log_format, config_secrets(settings))
     llm_server = None
@@ -35,13 +34,7 @@ def run_node(settings: Settings, *, start_local_llm_server: bool = True) -> int:
             return Supervisor(settings).run()
         checks = {"llm-server": llm_server.status} if llm_server else None
         app = create_app(settings, checks=checks)
-        config = uvicorn.Config(
-            app,
-            host=settings.general.http_host,
-            port=settings.general.http_port,
-            ws_max_size=settings.twilio.max_message_bytes,
-            log_config=None,
-        )
+        config = http_config(app, settings)  # the node's HTTP limits (media_node/server.py)
         lifecycle.serve(config, app.state.drain, settings.general.drain_grace_seconds)
     finally:
         if llm_server is not None:

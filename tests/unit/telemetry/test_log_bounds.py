@@ -107,3 +107,22 @@ def test_background_sink_writes_everything_by_logger_complete(log_capture) -> No
     logger.remove()  # stops the writer: everything queued is written first
     lines = buffer.getvalue().splitlines()
     assert len(lines) == 50 and SECRET not in buffer.getvalue()
+
+
+def test_phone_numbers_are_masked_at_info_and_kept_at_debug(log_capture) -> None:  # type: ignore[no-untyped-def]
+    from voice_connector.telemetry.logging import set_phone_masking
+
+    for fmt in ("json", "console"):
+        buffer = log_capture(fmt)
+        logger.info("call CA1: transferred to +15551234567 (sip:4930123456@pbx)")
+        logger.debug("call CA1: caller +15551234567")
+        info, debug = buffer.getvalue().splitlines()
+        assert "+15551234567" not in info and "+155******67" in info and "sip:493*****56@" in info
+        assert "+15551234567" in debug
+    try:
+        set_phone_masking(False)
+        buffer = log_capture("json")
+        logger.info("caller +15551234567")
+        assert "+15551234567" in buffer.getvalue()
+    finally:
+        set_phone_masking(True)

@@ -76,6 +76,32 @@ CLIP_CHARS = 64
 MAX_PENDING_LINES = 10000
 """Lines the background writer may hold; beyond, new lines are dropped and counted."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PHONE = re.compile(r"(?:(?<![\w+])\+|(?<=sip:)|(?<=sips:)|(?<=tel:))(\d{7,15})(?!\d)")
+"""E.164 numbers (`+15551234567`) and digit users of SIP/tel URIs (`sip:15551234567@...`)."""
+_masking = {"phone_numbers": True}
+
+
+def set_phone_masking(enabled: bool) -> None:
+    """`[general] mask_phone_numbers`: mask numbers in lines at INFO and above (or not)."""
+    _masking["phone_numbers"] = enabled
+
+
+def mask_phone_numbers(text: str) -> str:
+    """`+15551234567` → `+155******67`: enough to tell calls apart, not to dial."""
+    return _PHONE.sub(_mask_digits, text)
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    digits = match.group(1)
+    prefix = match.group(0)[: -len(digits)]
+    return f"{prefix}{digits[:3]}{'*' * (len(digits) - 5)}{digits[-2:]}"
+
+
+def _private(text: str, level_no: int) -> str:
+    """Phone numbers masked in a rendered line when masking is on and the level is INFO+."""
+    if _masking["phone_numbers"] and level_no >= logging.INFO:
+        return mask_phone_numbers(text)
+    return text
 
 
 def clip(value: object, limit: int = CLIP_CHARS) -> str:
@@ -370,13 +396,14 @@ def setup_logging(
     if fmt == "json":
 
         def render(message: Any) -> str:
-            return json_line(message.record, redact) + "\n"
+            record = message.record
+            return _private(json_line(record, redact), record["level"].no) + "\n"
 
         line_format = "{message}"
     else:
 
         def render(message: Any) -> str:
-            return redact(str(message))
+            return _private(redact(str(message)), message.record["level"].no)
 
         line_format = (
             "{time:HH:mm:ss.SSS} | {level: <7} | {extra[call_id]: <12} | {name} | {message}"

@@ -93,3 +93,14 @@ def test_jitter_buffer_handles_wrap_and_resync():
     assert seq_delta(0, 65535) == 1
     assert jb.push(30000, b"z") == [b"z"]  # the peer restarted its stream
     assert jb.stats.resyncs == 1 and jb.stats.lost == 0
+
+
+def test_jitter_buffer_follows_a_stream_restarted_far_back_and_resyncs_on_request():
+    jb = JitterBuffer(depth=3)
+    assert jb.push(5000, b"a") == [b"a"]
+    assert jb.push(4990, b"late") == []  # a little back: late
+    assert jb.push(100, b"b") == [b"b"]  # far back: a restarted stream, not 4,900 late packets
+    assert jb.push(101, b"c") == [b"c"]
+    assert jb.push(103, b"e") == []  # held behind a gap...
+    assert jb.push(140, b"f", resync=True) == [b"e", b"f"]  # ...released, the gap is not loss
+    assert (jb.stats.lost, jb.stats.late, jb.stats.resyncs) == (0, 1, 1)

@@ -3,9 +3,10 @@
 In order packets pass straight through (no added latency in the common case). A gap holds later
 packets back until either the missing one arrives or `depth` packets are waiting, which bounds the
 extra delay to `depth` × ptime (60 ms by default); then the gap is declared lost. Duplicates and
-packets older than what was already played are dropped. A jump far ahead (the peer restarted its
-stream) resynchronises instead of declaring thousands of losses, and so does `resync=True`, for
-gaps the receiver made itself (packets its flood limiter dropped are not network loss).
+packets older than what was already played are dropped. A jump far ahead or far back (the peer
+restarted its stream) resynchronises instead of declaring thousands of losses or dropping the new
+stream as late, and so does `resync=True`, for gaps the receiver made itself (packets its flood
+limiter dropped are not network loss).
 
 Every packet of the stream goes through it, whatever its payload type: RFC 4733 events and comfort
 noise share the sequence space with audio, so leaving them out would count each one as lost.
@@ -64,12 +65,12 @@ class JitterBuffer(Generic[T]):
         if self._expected is None:
             self._expected = seq
         delta = seq_delta(seq, self._expected)
-        if delta < 0:
+        if -_RESYNC_GAP <= delta < 0:
             self.stats.late += 1
             return out
-        if delta > _RESYNC_GAP:
+        if abs(delta) > _RESYNC_GAP:
             self.stats.resyncs += 1
-            self._held.clear()
+            out += self._release_held()
             self._expected = seq
             delta = 0
         if seq in self._held:

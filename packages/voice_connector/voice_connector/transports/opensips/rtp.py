@@ -185,6 +185,7 @@ class RtpStream(asyncio.DatagramProtocol):
         self._flood = TokenBucket(flood_rate, now)  # the current source
         self._others_flood = TokenBucket(flood_rate, now)  # every other address together
         self._flood_gap = False  # packets of the stream were dropped by the flood limit
+        self._ssrc_in: int | None = None  # the caller's current SSRC
         # outbound state
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
@@ -317,6 +318,9 @@ class RtpStream(asyncio.DatagramProtocol):
             self._log_once("unknown payload type", f" {pt}")
             return
         self.stats.packets_received += 1
+        if packet.ssrc != self._ssrc_in:  # the caller restarted its stream: a new timeline
+            self._ssrc_in = packet.ssrc
+            self._flood_gap = True
         resync, self._flood_gap = self._flood_gap, False
         if resync:  # the gap is ours (flood limit, new source), not the network's: no concealment
             self._transit = None

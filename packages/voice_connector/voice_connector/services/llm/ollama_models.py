@@ -36,7 +36,7 @@ async def ensure_model(host: str, model: str, pull_missing: bool) -> tuple[bool,
     try:
         async for progress in await client.pull(model, stream=True):
             status = progress.status or ""
-            if progress.total and progress.completed:
+            if progress.total and progress.completed is not None:  # 0 % is progress too
                 pct = 100 * progress.completed / progress.total
                 status = f"{status} {pct:.0f}%"
             if status != last_status:

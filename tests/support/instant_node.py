@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from media_node import lifecycle
 from media_node.app import create_app
 from tests.support.fakes import fake_services
 from voice_connector.config import Settings, load_settings
@@ -56,9 +57,12 @@ def main() -> None:
         from media_node.workers import Supervisor
 
         raise SystemExit(Supervisor(settings, factory="tests.support.instant_node:build_app").run())
-    uvicorn.run(
-        build_app(settings), host="127.0.0.1", port=args.port, log_level="warning", log_config=None
+    app = build_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=args.port, log_level="warning", log_config=None
     )
+    # SIGTERM drains as on a real node: /readyz 503, new calls refused, active ones finish.
+    lifecycle.serve(config, app.state.drain, settings.general.drain_grace_seconds)
 
 
 if __name__ == "__main__":

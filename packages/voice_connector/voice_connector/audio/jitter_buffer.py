@@ -58,7 +58,7 @@ class JitterBuffer(Generic[T]):
         `resync`: the gap before `seq` is not loss (the receiver dropped those packets itself):
         what is held is released without concealment and `seq` becomes the next expected.
         """
-        out: list[T | None] = []
+        out: list[T | None] = []  # what was held before a resync, then what is due now
         if resync and self._expected is not None:
             out = self._release_held()
             self._expected = seq
@@ -75,6 +75,10 @@ class JitterBuffer(Generic[T]):
             delta = 0
         if seq in self._held:
             self.stats.duplicate += 1
+            return out
+        if delta == 0 and not self._held:  # in order, nothing waiting: the common case
+            self._expected = (seq + 1) % _SEQ_MOD
+            out.append(item)
             return out
         if delta > 0:
             self.stats.held += 1

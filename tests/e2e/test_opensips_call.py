@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import node_settings
+from tests.containers.ollama_stub import OllamaStub
 from tests.support.servers import free_port
 from tests.support.speech import wer
 from voice_connector.caller.opensips_double import OpenSIPSDouble
 from voice_connector.caller.sip_caller import SimulatedSipCall, SipCallerOptions
+from voice_connector.caller.twilio_caller import CallerOptions, place_call
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +51,7 @@ async def test_sip_caller_is_transcribed_and_answered_over_rtp(
     # Started from a thread: the double answers MI on this test's event loop meanwhile.
     node = await asyncio.to_thread(media_node_factory, sip_node_settings(double, qwen_ollama.http))
     question = "What is the capital of France?"
-    call = SimulatedSipCall(
-        double, SipCallerOptions(audio=[speech(question)], node_http=node.http)
-    )
+    call = SimulatedSipCall(double, SipCallerOptions(audio=[speech(question)], node_http=node.http))
     result = await call.run()
     assert result.ok, result.error
     record = result.server_record
@@ -84,3 +86,58 @@ async def test_sip_and_twilio_calls_in_one_node_with_flavor_from_extra_params(
     assert record is not None
     assert record["flavor"] == "support"
     assert record["greeting"].startswith("Support line")
+
+
+async def ended_record(node_http: str, call_id: str) -> dict[str, Any]:
+    """The node's record of `call_id` once the call has ended there."""
+    async with httpx.AsyncClient(base_url=node_http) as http:
+        for _ in range(100):
+            record = (await http.get(f"/calls/{call_id}")).json()
+            if record.get("ended_at"):
+                return record
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"call {call_id} never ended on the node")
+
+
+async def test_a_sip_call_and_a_twilio_call_in_flight_at_once_are_both_answered(
+    double, media_node_factory, speech
+) -> None:  # type: ignore[no-untyped-def]
+    """One node, both providers, one call each at the same moment (the LLM is Ollama's API with
+    a canned answer: this is about the two transports sharing a node, not about words)."""
+    ollama = OllamaStub(free_port()).start()
+    try:
+        settings = sip_node_settings(double, ollama.url)
+        node = await asyncio.to_thread(media_node_factory, settings)
+        peak = 0
+
+        async def watch_active_calls() -> None:
+            nonlocal peak
+            async with httpx.AsyncClient(base_url=node.http) as http:
+                while True:
+                    peak = max(peak, (await http.get("/readyz")).json()["active_calls"])
+                    await asyncio.sleep(0.1)
+
+        watcher = asyncio.create_task(watch_active_calls())
+        sip, twilio = await asyncio.gather(
+            SimulatedSipCall(
+                double, SipCallerOptions(audio=[speech("Hello there.")], node_http=node.http)
+            ).run(),
+            place_call(
+                CallerOptions(audio=[speech("Good morning.")], url=f"{node.ws}/twilio/stream")
+            ),
+        )
+        watcher.cancel()
+    finally:
+        ollama.shutdown()
+    assert sip.ok, sip.error
+    assert twilio.ok, twilio.error
+    ids = {"opensips": sip.key, "twilio": twilio.call_sid}
+    records = {transport: await ended_record(node.http, key) for transport, key in ids.items()}
+    for transport, record in records.items():
+        assert record["transport"] == transport
+        assert record["turns"][0]["bot_text"] == ollama.reply
+    a, b = records["opensips"], records["twilio"]
+    assert max(a["started_at"], b["started_at"]) < min(a["ended_at"], b["ended_at"]), "overlap"
+    assert peak == 2, "the node ran both calls at the same time"
+    assert sip.turns[0].first_bot_audio_at is not None
+    assert twilio.turns[0].first_bot_audio_at is not None

@@ -67,7 +67,7 @@ async def test_sip_caller_is_transcribed_and_answered_over_rtp(
     assert call.key not in double.sessions
 
 
-async def test_sip_and_twilio_calls_in_one_node_with_flavor_from_extra_params(
+async def test_sip_call_takes_its_flavor_from_extra_params(
     double, media_node_factory, qwen_ollama, speech
 ) -> None:  # type: ignore[no-untyped-def]
     # Started from a thread: the double answers MI on this test's event loop meanwhile.

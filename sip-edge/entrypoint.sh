@@ -23,4 +23,5 @@ fi
 for table in version address subscriber; do
 	[ -r "/etc/sip-edge/trunks/$table" ] || { echo "sip-edge: /etc/sip-edge/trunks/$table missing" >&2; exit 1; }
 done
-exec opensips -F -f /etc/sip-edge/opensips.cfg "$@"
+# VC_OPENSIPS_PUBLIC_IP (the static address) is advertised on the trunk-facing sockets.
+exec opensips -F -f /etc/sip-edge/opensips.cfg -p /usr/local/bin/opensips-env "$@"

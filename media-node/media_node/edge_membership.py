@@ -2,12 +2,12 @@
 
 The edge's `dispatcher` reads its set from a db_text table; this controller (a sidecar of the
 edge, sharing its table directory and its loopback MI) rewrites that table whenever the set of
-ready nodes changes and tells OpenSIPS to reload it (MI `dbt_reload`, then `ds_reload`). Ready means the node's
-`/readyz` answers 200: a node that is still loading, has lost its OpenSIPS subscription or is
-draining (SIGTERM) drops out, so new calls go elsewhere while its own calls finish (in-dialog
-requests follow the record-route, not the dispatcher). Where the nodes are comes from
-Kubernetes (the media pods, hostNetwork: the node's address) or, in tests, from a fixed list:
-nobody keeps an IP list by hand.
+ready nodes changes and tells OpenSIPS to reload it (MI `dbt_reload`, then `ds_reload`). Ready
+means the node's `/readyz` answers 200: a node that is still loading, has lost its OpenSIPS
+subscription or is draining (SIGTERM) drops out, so new calls go elsewhere while its own calls
+finish (in-dialog requests follow the record-route, not the dispatcher). Where the nodes are
+comes from Kubernetes (the media pods, hostNetwork: the node's address) or, in tests, from a
+fixed list: nobody keeps an IP list by hand.
 
 Run: `python -m media_node.edge_membership --namespace voice-connector --selector
 app.kubernetes.io/name=media-node --table-dir /var/lib/sip-edge/nodes`.
@@ -104,15 +104,23 @@ def is_ready(node: MediaNode, timeout: float = 1.0) -> bool:
         return False
 
 
-def write_dispatcher_table(directory: Path, nodes: Iterable[MediaNode]) -> None:
-    """The db_text `version` + `dispatcher` tables: set 1 = `nodes`, active, OPTIONS-probed.
+EDGE_NODE_SOCKET = "udp:0.0.0.0:5070"
+"""The edge's node-facing socket (sip-edge/opensips.cfg): calls and OPTIONS probes leave by it."""
+
+
+def write_dispatcher_table(
+    directory: Path, nodes: Iterable[MediaNode], socket_name: str = EDGE_NODE_SOCKET
+) -> None:
+    """The db_text `version` + `dispatcher` tables: set 1 = `nodes`, active, OPTIONS-probed,
+    reached from the edge's node-facing socket.
 
     Written to a temporary file and renamed, so OpenSIPS never reads half a table."""
     directory.mkdir(parents=True, exist_ok=True)
     rows = [DISPATCHER_HEADER]
     for index, node in enumerate(sorted(nodes), start=1):
         uri = node.sip_uri.replace(":", "\\:")
-        rows.append(f"{index}:{SET_ID}:{uri}::0:1:1:0::{node.name}")
+        sock = socket_name.replace(":", "\\:")
+        rows.append(f"{index}:{SET_ID}:{uri}:{sock}:0:1:1:0::{node.name}")
     _replace(directory / "version", f"{VERSION_HEADER}\ndispatcher:{DISPATCHER_VERSION}\n")
     _replace(directory / "dispatcher", "\n".join(rows) + "\n")
 
@@ -146,13 +154,10 @@ class Membership:
         table_dir: Path,
         mi_port: int = 8080,
         ready: Callable[[MediaNode], bool] = is_ready,
+        socket_name: str = EDGE_NODE_SOCKET,
     ) -> None:
-        self.discovery, self.table_dir, self.mi_port, self.ready = (
-            discovery,
-            table_dir,
-            mi_port,
-            ready,
-        )
+        self.discovery, self.table_dir, self.mi_port = discovery, table_dir, mi_port
+        self.ready, self.socket_name = ready, socket_name
         self.published: frozenset[MediaNode] | None = None
 
     def sync(self) -> bool:
@@ -165,7 +170,7 @@ class Membership:
         ready = frozenset(node for node in candidates if self.ready(node))
         if ready == self.published:
             return False
-        write_dispatcher_table(self.table_dir, ready)
+        write_dispatcher_table(self.table_dir, ready, self.socket_name)
         try:
             mi_command(self.mi_port, "dbt_reload")  # db_text caches tables: re-read the files
             mi_command(self.mi_port, "ds_reload")

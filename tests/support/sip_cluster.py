@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from media_node.edge_membership import (
+    EDGE_NODE_SOCKET,
     MediaNode,
     Membership,
     StaticDiscovery,
@@ -66,7 +67,7 @@ def self_signed(directory: Path) -> None:
 
 def edge_opensips(workdir: Path, trusted: list[str], authenticated: list[str] = ()) -> RealOpenSIPS:
     """The edge cfg as shipped, with its listeners, MI and data directories moved to `workdir`."""
-    sip, tls, mi = free_port(EDGE_IP), free_port(EDGE_IP), free_port()
+    sip, tls, inner, mi = free_port(EDGE_IP), free_port(EDGE_IP), free_port(EDGE_IP), free_port()
     write_trunks(workdir / "trunks", trusted, list(authenticated))
     write_dispatcher_table(workdir / "nodes", [])
     self_signed(workdir / "tls")
@@ -77,15 +78,18 @@ def edge_opensips(workdir: Path, trusted: list[str], authenticated: list[str] = 
             "udp:0.0.0.0:5060": f"udp:{EDGE_IP}:{sip}",
             "tcp:0.0.0.0:5060": f"tcp:{EDGE_IP}:{sip}",
             "tls:0.0.0.0:5061": f"tls:{EDGE_IP}:{tls}",
+            EDGE_NODE_SOCKET: f"udp:{EDGE_IP}:{inner}",
             "udp:127.0.0.1:8080": f"udp:127.0.0.1:{mi}",
             "/etc/sip-edge/trunks": str(workdir / "trunks"),
             "/var/lib/sip-edge/nodes": str(workdir / "nodes"),
             "/run/sip-edge/tls": str(workdir / "tls"),
         },
         mi,
+        env_preprocessor=True,  # as the image runs it (nothing to rewrite on loopback listeners)
     )
     instance.sip_ip, instance.sip_port = EDGE_IP, sip
     instance.tls_port = tls  # type: ignore[attr-defined]
+    instance.node_socket = f"udp:{EDGE_IP}:{inner}"  # type: ignore[attr-defined]
     return instance
 
 
@@ -194,7 +198,10 @@ class NodeProcess:
 def membership(edge: RealOpenSIPS, nodes: list[NodeProcess]) -> Membership:
     """The membership controller over these nodes, writing the edge's table."""
     return Membership(
-        StaticDiscovery(n.member for n in nodes), edge.workdir / "nodes", edge.mi_port
+        StaticDiscovery(n.member for n in nodes),
+        edge.workdir / "nodes",
+        edge.mi_port,
+        socket_name=edge.node_socket,  # type: ignore[attr-defined]
     )
 
 

@@ -42,7 +42,11 @@ def test_the_set_follows_readiness_and_discovery(edge):
     ready = {"node-a", "node-b"}
     discovery = Discovery()
     membership = Membership(
-        discovery, edge.workdir / "nodes", edge.mi_port, lambda n: n.name in ready
+        discovery,
+        edge.workdir / "nodes",
+        edge.mi_port,
+        lambda n: n.name in ready,
+        socket_name=edge.node_socket,
     )
 
     assert membership.sync()

@@ -21,7 +21,7 @@ import pytest
 
 from tests.containers.ollama_stub import OllamaStub
 from tests.integration.opensips.media import speech_wav
-from tests.support.real_opensips import free_port, requires_opensips, run_check
+from tests.support.real_opensips import ENV_PREPROCESSOR, free_port, requires_opensips, run_check
 from tests.support.sip_cluster import (
     EDGE_CFG,
     NodeProcess,
@@ -108,8 +108,10 @@ def cluster(tmp_path_factory):
     cluster.close()
 
 
-def test_edge_cfg_passes_opensips_check_as_shipped():
+def test_edge_cfg_passes_opensips_check_as_shipped_and_as_started():
     run_check(EDGE_CFG)
+    env = {"VC_OPENSIPS_PUBLIC_IP": "203.0.113.20"}
+    run_check(EDGE_CFG, env, "-p", str(ENV_PREPROCESSOR))
 
 
 async def test_calls_spread_over_both_nodes(cluster):

@@ -33,7 +33,9 @@ def init_logging(settings: Settings) -> None:
     global _logging_ready
     if _logging_ready or not os.environ.get("K_SERVICE"):
         return
-    setup_logging(settings.general.log_level, "json", settings.secrets())
+    # Written before the response returns: a function's CPU may be throttled right after it,
+    # so no background writer thread here.
+    setup_logging(settings.general.log_level, "json", settings.secrets(), background=False)
     _logging_ready = True
 
 

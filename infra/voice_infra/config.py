@@ -36,6 +36,8 @@ NODE_PORT_RANGE = (30000, 32767)  # kube-proxy opens NodePorts on every node
 
 MONITORING_KEYS = {"voiceToVoiceP95TargetMs", "providerErrorsPerTurn"}
 """Alert thresholds, read by voice_infra.monitoring."""
+SIP_EDGE_KEYS = {"sipEdgeTrunks"}
+"""Trunk CIDRs of the SIP edge (read by voice_infra.sip_edge; absent: no edge)."""
 KNOWN_KEYS = {
     "project",
     "region",
@@ -178,7 +180,7 @@ def parse_rtp_range(text: str) -> tuple[int, int]:
 def parse_stack_config(raw: Mapping[str, str], stack: str) -> StackConfig:
     """Validate raw strings (as Pulumi stores them); ConfigError lists every problem."""
     problems: list[str] = []
-    unknown = sorted(set(raw) - KNOWN_KEYS - MONITORING_KEYS - set(SECRET_KEYS))
+    unknown = sorted(set(raw) - KNOWN_KEYS - MONITORING_KEYS - SIP_EDGE_KEYS - set(SECRET_KEYS))
     problems += [f"{NAMESPACE}:{key}: unknown key" for key in unknown]
 
     def text(key: str, default: str | None = None) -> str | None:

@@ -20,6 +20,7 @@ from voice_infra.monitoring import Monitoring, MonitoringSettings
 from voice_infra.network import Network
 from voice_infra.registry import ArtifactRegistry
 from voice_infra.secrets import Secrets
+from voice_infra.sip_edge import SipEdge, SipEdgeArgs, trunks_from_config
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
 
@@ -101,6 +102,10 @@ def _workloads(
         opts=after_apis,
     )
     found.network, found.gke, found.workloads = network, gke, workloads
+    trunks = trunks_from_config()
+    if trunks:  # SIP carriers reach the media nodes through the edge
+        edge = SipEdge("sip-edge", SipEdgeArgs(cfg, network, gke.provider, trunks), after_apis)
+        pulumi.export("sipEdgeIp", edge.address.address)
     found.cloud_run, found.functions, found.alerts, found.monitoring = (
         cloud_run,
         functions,

@@ -25,6 +25,8 @@ from media_node.app import create_app
 from tests.conftest import node_settings
 from tests.support.servers import ServerThread, run_server
 
+pytestmark = pytest.mark.slow
+
 MODEL = "tiny-model:1b"
 DIGEST = "sha256:" + "8eeb52dfb3bb" + "0" * 52
 TOTAL = 4_000_000

@@ -65,6 +65,35 @@ async def test_an_attacker_spraying_the_port_never_gets_the_stream(double, make_
     attacker.close()
 
 
+async def test_a_stranger_flooding_the_port_cannot_keep_the_caller_out(double, make_provider):
+    handlers = Handlers(lambda: Tone(1.0))
+    provider = await make_provider(handlers)
+    caller, attacker = await RtpPeer.open(), await RtpPeer.open()
+    attacker.ssrc = 0xBAD0BAD0
+    key = double.new_key()
+    double.invite(key, offer_sdp(caller.port))
+    dest = (LOCAL, await answered(double, key))
+    double.ack(key)
+
+    async def flood() -> None:  # ~2,000 valid-looking packets/s from another address
+        end = asyncio.get_running_loop().time() + 0.9  # (not so many that the kernel drops)
+        while asyncio.get_running_loop().time() < end:
+            for _ in range(10):
+                attacker.send(dest, bytes(160))
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(flood(), caller.stream(dest, tone(0.8)))
+    rtp = provider.sessions[key].rtp
+    assert attacker.received.packets == []
+    assert rtp.stats.packets_received >= 35  # the caller was heard all along
+    assert rtp.source == (LOCAL, caller.port)
+    assert rtp.stats.packets_rejected.get("flood from other sources", 0) > 500
+    double.bye(key)
+    await until(lambda: not provider.sessions)
+    caller.close()
+    attacker.close()
+
+
 async def test_a_nat_caller_is_latched_when_nobody_else_sends(double, make_provider):
     """The offer names an address nothing sends from; the caller's media comes from elsewhere."""
     handlers = Handlers(lambda: Tone(3.0))

@@ -6,7 +6,7 @@ import struct
 
 from voice_connector.audio.g711 import G711Codec
 from voice_connector.transports.opensips.clock import PacingClock
-from voice_connector.transports.opensips.rtp import RtpStream
+from voice_connector.transports.opensips.rtp import RtpStream, build_rtp
 
 
 class FakeSocket:
@@ -88,3 +88,26 @@ def test_a_destination_that_can_never_work_is_tried_once_not_every_tick():
         stream.on_tick(0.0)
     assert len(sock.sent) == 1
     assert stream.stats.send_errors == 1 and stream.stats.packets_sent == 0
+
+
+def test_strangers_flooding_before_the_first_latch_cannot_keep_the_caller_out():
+    """Strangers share one budget; the SDP address spends the caller's own."""
+    caller, stranger = ("127.0.0.1", 4000), ("127.0.0.1", 5000)
+    heard: list[bytes] = []
+    stream = RtpStream(
+        "call-3",
+        G711Codec("PCMU"),
+        caller,
+        clock=PacingClock(),
+        on_audio=heard.append,
+        on_dtmf=lambda d: None,
+        sock=FakeSocket(),
+    )
+    for i in range(1000):  # far more than the 200 packets/s budget, in a few milliseconds
+        stream.datagram_received(build_rtp(0, i, i * 160, 0xBAD, False, bytes(160)), stranger)
+        if i >= 200 and i % 50 == 0:  # the caller starts once the strangers' budget is spent
+            seq = i // 50
+            stream.datagram_received(build_rtp(0, seq, seq * 160, 7, False, bytes(160)), caller)
+    assert stream.source == caller
+    assert stream.stats.packets_received == 16 and len(heard) == 16
+    assert stream.stats.packets_rejected["flood from other sources"] > 800

@@ -270,7 +270,9 @@ class RtpStream(asyncio.DatagramProtocol):
     def _from_other_source(self, data: bytes, addr: tuple[str, int], now: float) -> None:
         """A packet not from the current source: dropped, unless it takes the stream (latch)."""
         latched = self._latch.source is not None
-        if not self._others_flood.take(now):
+        # the SDP address spends the caller's budget: strangers flooding cannot keep it out
+        bucket = self._flood if addr == self._latch.sdp else self._others_flood
+        if not bucket.take(now):
             self._log_once("flood from other sources")
             return
         packet = self._parse(data, counted=not latched)

@@ -12,7 +12,7 @@ LLAMA_VARIANT ?= avx2
 # One stamp per llama.cpp variant: `make setup LLAMA_VARIANT=avx512` reinstalls that build.
 INSTALLED := $(VENV)/.installed-llama-$(LLAMA_VARIANT)
 
-.PHONY: run test setup setup-test system-packages lint bench clean selftest
+.PHONY: run test setup setup-test system-packages lint bench clean selftest rehearse
 
 run: setup
 	$(VENV)/bin/voice-connector run
@@ -20,6 +20,11 @@ run: setup
 test: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+# The deploy rehearsal alone (`make test` runs it too): every artifact run as the cloud would run
+# it, without a cloud account (tests/rehearsal, docs/cloud-deployment.md).
+rehearse: setup-test
+	$(VENV)/bin/pytest -q tests/rehearsal $(PYTEST_ARGS)
 
 setup: system-packages $(INSTALLED)
 

@@ -59,11 +59,13 @@ class Rendered:
     containers: dict[str, Container]
     init_containers: dict[str, Container]
     functions: dict[str, Function]
+    outputs: dict[str, str]
+    """Resolved outputs: function URLs (`url:<name>`), `media_host`, `whisper_ip`, `ollama_ip`."""
+    secrets: dict[str, str]
+    """Secret id → the value Secret Manager holds (what the platform injects)."""
 
     def secret_value(self, secret_id: str) -> str:
-        """The value the platform injects: the Secret Manager version the program wrote."""
-        value, _ = resolve(self.stack.deployment.secrets.data(secret_id))
-        return str(value)
+        return self.secrets[secret_id]
 
     def env_of(self, item: Container | Function) -> dict[str, str]:
         """Plain env plus secret env, as the process receives it."""
@@ -178,10 +180,31 @@ def render_stack(stack_name: str = "dev", **config: str) -> Rendered:
         for c in spec.get("initContainers", []):
             found = _k8s_container(deployment, c, config_maps)
             init[found.workload] = found
-    return Rendered(stack, prefix, containers, init, _functions(stack, prefix))
+    deployment = stack.deployment
+    assert deployment.functions and deployment.cloud_run and deployment.network
+    outputs = {f"url:{name}": url for name, url in deployment.functions.urls.items()}
+    outputs |= {
+        "media_host": deployment.cloud_run.host,
+        "whisper_ip": deployment.network.whisper_ip.address,
+        "ollama_ip": deployment.network.ollama_ip.address,
+    }
+    secrets = {key: deployment.secrets.data(key) for key in deployment.secrets.secrets}
+    return Rendered(
+        stack,
+        prefix,
+        containers,
+        init,
+        _functions(stack, prefix),
+        {key: str(resolve(value)[0]) for key, value in outputs.items()},
+        {key: str(resolve(value)[0]) for key, value in secrets.items()},
+    )
+
+
+REHEARSED_CONFIG = {"twilioPhoneNumber": "+15550100200"}
+"""The dev stack as a team would configure it: with the caller id outbound calls use."""
 
 
 @cache
 def rendered(stack_name: str = "dev") -> Rendered:
-    """The dev stack, rendered once per session."""
-    return render_stack(stack_name)
+    """The rehearsed stack, rendered once per session."""
+    return render_stack(stack_name, **REHEARSED_CONFIG)

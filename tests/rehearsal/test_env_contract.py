@@ -1,0 +1,127 @@
+"""One contract between infra and the apps: every env var a workload gets from the program is one
+its code reads, and the connector's config loader accepts every `VC_*` value as rendered.
+
+Both ends are the deployed artifacts: the env from the program under mocks, the code and INI
+from what runs (the function archive; the image's packages and INI; the ConfigMap on GKE).
+"""
+
+from __future__ import annotations
+
+import ast
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.rehearsal.launch import image_stage
+from tests.rehearsal.rendered import ROOT, Container, Function, rendered
+from voice_connector.config import ConfigError, load_settings
+from voice_connector.config.loader import DEFAULT_CONFIG_PATH
+
+NODE_CODE = [ROOT / "packages" / "voice_connector", ROOT / "media-node" / "media_node"]
+AI_CODE = [ROOT / "packages" / "ai_services" / "ai_services"]
+OLLAMA_READS = {"OLLAMA_HOST", "OLLAMA_KEEP_ALIVE", "OLLAMA_MODELS", "OLLAMA_MODEL"}
+"""Ollama's own documented server settings, and OLLAMA_MODEL (docker/ollama/entrypoint.sh)."""
+STACK = rendered()
+
+
+def literals(paths: list[Path]) -> set[str]:
+    """String constants in the Python sources under `paths` (names the code can read)."""
+    found: set[str] = set()
+    for base in paths:
+        for file in [base] if base.is_file() else base.rglob("*.py"):
+            for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    found.add(node.value)
+    return found
+
+
+def check_connector_env(env: dict[str, str], ini: Path | None, where: str) -> None:
+    try:
+        load_settings(ini, env=env)
+    except ConfigError as exc:
+        pytest.fail(f"{where}: the config loader refuses the rendered env:\n{exc}")
+
+
+NODES = {k: c for k, c in STACK.containers.items() if c.image == "media-node"}
+
+
+@pytest.mark.parametrize("workload", sorted(NODES))
+def test_media_node_env_is_accepted_by_its_config_loader(workload: str, tmp_path: Path) -> None:
+    container = NODES[workload]
+    env = STACK.env_of(container)
+    ini = _node_ini(container, tmp_path)
+    check_connector_env(env, ini, workload)
+    code = literals(NODE_CODE)
+    for name in env:
+        if not name.startswith("VC_"):
+            assert name in code, f"{workload}: {name} is set but nothing in the image reads it"
+
+
+def _node_ini(container: Container, tmp_path: Path) -> Path:
+    """The INI the node reads: the mounted ConfigMap (GKE) or the image's copy (Cloud Run)."""
+    mounted = [text for path, text in container.files.items() if path.endswith(".ini")]
+    if mounted:
+        ini = tmp_path / "voice-connector.ini"
+        ini.write_text(mounted[0])
+        return ini
+    _, stage = image_stage(container.image)
+    return ROOT / stage.copies[f"{stage.workdir}/{DEFAULT_CONFIG_PATH}"]  # the image's own copy
+
+
+@pytest.mark.parametrize("name", sorted(STACK.functions))
+def test_function_env_is_read_by_the_uploaded_code(name: str, tmp_path: Path) -> None:
+    function: Function = STACK.functions[name]
+    with zipfile.ZipFile(function.archive) as archive:
+        archive.extractall(tmp_path)
+    env = STACK.env_of(function)
+    check_connector_env(env, tmp_path / "cfg" / "voice-connector.ini", name)
+    code = literals([tmp_path])
+    for var in env:
+        if not var.startswith("VC_"):
+            assert var in code, f"{name}: {var} is set but the uploaded function never reads it"
+    # ... and every variable the function itself needs (its *_ENV constants) is set.
+    main = ast.parse((tmp_path / "main.py").read_text())
+    needed = {
+        node.value.value
+        for node in main.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and any(isinstance(t, ast.Name) and t.id.endswith("_ENV") for t in node.targets)
+    }
+    assert needed <= set(env), f"{name} reads {needed - set(env)}, which the program never sets"
+
+
+def test_gpu_services_env_is_what_they_read() -> None:
+    for workload, container in STACK.containers.items():
+        env = STACK.env_of(container)
+        if container.image.startswith("whisper-service"):
+            code = literals(AI_CODE)
+            assert set(env) <= code, (workload, set(env) - code)
+        elif container.image == "ollama":
+            assert set(env) <= OLLAMA_READS, (workload, set(env) - OLLAMA_READS)
+
+
+def test_every_workload_is_covered() -> None:
+    """Adding a workload to the program without a contract check fails here."""
+    images = {c.image for c in STACK.containers.values()}
+    assert images <= {"media-node", "opensips", "whisper-service-gpu", "ollama"}, images
+    opensips = [c for c in STACK.containers.values() if c.image == "opensips"]
+    assert all(not c.env and not c.secrets for c in opensips)
+    assert set(STACK.functions) == {"twilio_voice", "twilio_status", "outbound_call"}
+
+
+def test_the_call_token_key_is_the_one_both_ends_get() -> None:
+    """The function signs call tokens with the auth token; the node checks them with its own."""
+    voice = STACK.env_of(STACK.functions["twilio_voice"])["VC_TWILIO_AUTH_TOKEN"]
+    for workload, container in NODES.items():
+        assert STACK.env_of(container)["VC_TWILIO_AUTH_TOKEN"] == voice, workload
+
+
+def test_every_secret_is_injected_somewhere() -> None:
+    """A secret no workload receives is a secret nobody uses (or a wiring that was forgotten)."""
+    items = [*STACK.containers.values(), *STACK.functions.values()]
+    used = {secret for item in items for secret in item.secrets.values()}
+    assert used == set(STACK.secrets), set(STACK.secrets) - used
+
+

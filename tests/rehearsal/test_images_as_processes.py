@@ -1,0 +1,54 @@
+"""Each image runs as its workload is deployed: the rendered command, args and env, in an
+environment holding only the image's Python distributions, and becomes ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.rehearsal.launch import Running, plan
+from tests.rehearsal.rendered import Container, Rendered
+from tests.support.servers import free_port
+
+
+def test_whisper_service_as_deployed_is_ready(whisper: Running) -> None:
+    """`--device auto` on a machine without CUDA: the model loads on the CPU."""
+    response = httpx.get(f"http://127.0.0.1:{whisper.launch.port}/readyz")
+    assert response.status_code == 200, whisper.output()
+
+
+def test_ollama_image_entrypoint_serves_the_models_the_nodes_ask_for(
+    stack: Rendered, ollama: Running
+) -> None:
+    tags = httpx.get(f"http://127.0.0.1:{ollama.launch.port}/api/tags").json()
+    served = {m["name"] for m in tags["models"]}
+    asked = {stack.containers["cloud-run"].env.get("VC_LLM_MODEL") or ""} - {""}
+    from voice_connector.config import load_settings
+
+    settings = load_settings(Path(__file__).resolve().parents[2] / "cfg" / "voice-connector.ini")
+    asked |= {settings.llm.model}
+    asked |= {settings.for_flavor(name).llm.model for name in settings.flavors}
+    assert asked <= served, (asked, served)
+
+
+def test_cloud_run_node_as_deployed_is_ready(cloud_run_node: Running) -> None:
+    """The startup probe's path answers 200: the Service would take traffic."""
+    response = httpx.get(f"http://127.0.0.1:{cloud_run_node.launch.port}/readyz")
+    assert response.status_code == 200 and response.json()["ready"], cloud_run_node.output()
+
+
+LEGACY = ["vosk-server", "llama-ws-server", "piper-ws-server"]
+
+
+@pytest.mark.parametrize("image", LEGACY)
+def test_legacy_server_image_runs_ready(image: str, tmp_path: Path) -> None:
+    """Built and pushed, deployed by no stack (compose / self-hosting): the image's own CMD."""
+    container = Container(workload=image, image=image, command=None, args=None, env={}, secrets={})
+    launch = plan(container, None, tmp_path, free_port())
+    process = Running(launch, tmp_path / "out.log")
+    try:
+        process.wait_status(f"http://127.0.0.1:{launch.port}/readyz", 200, 180)
+    finally:
+        process.close()

@@ -3,7 +3,8 @@
 Each generator mixes the classes of input seen in attacks and broken peers: random bytes, valid
 packets/offers with one field pushed out of range, truncations, size extremes. A seed reproduces a
 run exactly (`VC_FUZZ_SEED`); the count comes from `fuzz_count` (short in CI, ≥ 10,000 in the
-long run).
+long run). Every fuzz test of the suite takes its count and seed from here
+(`python -m tests.fuzz --long --seed N` sets both).
 """
 
 from __future__ import annotations

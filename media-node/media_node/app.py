@@ -147,7 +147,7 @@ def create_app(
         loading.add_done_callback(
             lambda t: state.set("models", t.exception() is None, repr(t.exception() or "ok"))
         )
-        monitor = DependencyMonitor(dependency_probes(settings), state.set)
+        monitor = DependencyMonitor(dependency_probes(settings), state.set, optional=state.optional)
         monitoring = asyncio.create_task(monitor.run())
         for provider in providers:
             await provider.start(registry.handle, registry.admit)

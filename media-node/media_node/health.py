@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -117,17 +117,21 @@ class DependencyMonitor:
         report: Report,
         interval_ok: float = INTERVAL_OK_SECS,
         interval_failing: float = INTERVAL_FAILING_SECS,
+        optional: Collection[str] = (),
     ) -> None:
+        """`optional`: probes that do not gate readiness (other flavors' services); while only
+        they fail, probing stays at the slow pace (a retired flavor host is a steady state)."""
         self.probes = probes
         self.report = report
         self.interval_ok = interval_ok
         self.interval_failing = interval_failing
+        self.optional = set(optional)
         self._last: dict[str, bool] = {}
         for name in probes:
             report(name, False, "checking")
 
     async def check_once(self) -> bool:
-        """Probe everything at once; True if all are ready."""
+        """Probe everything at once; True if all but the optional ones are ready."""
         names = list(self.probes)
         results = await asyncio.gather(*(self.probes[n]() for n in names), return_exceptions=True)
         all_ok = True
@@ -140,7 +144,7 @@ class DependencyMonitor:
                 (logger.info if ok else logger.warning)(f"dependency {name}: {why}")
             self._last[name] = ok
             self.report(name, ok, why)
-            all_ok = all_ok and ok
+            all_ok = all_ok and (ok or name in self.optional)
         return all_ok
 
     async def run(self) -> None:

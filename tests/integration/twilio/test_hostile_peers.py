@@ -180,8 +180,11 @@ async def test_junk_that_used_to_raise_is_dropped_and_the_call_goes_on(open_node
 
 
 async def test_a_media_flood_does_not_grow_memory(open_node) -> None:  # type: ignore[no-untyped-def]
-    """1,500 messages of 16 kB grew the node by 99 MB that never came back."""
+    """1,500 messages of 16 kB grew the node by 99 MB that never came back (measured again
+    here: +104 MB before the bound, +3 MB after)."""
     call_sid = "CA" + "c" * 32
+    while not open_node.app.state.node.checks["models"][0]:  # model loading would count too
+        await asyncio.sleep(0.2)
     gc.collect()
     before = rss_mb()
     async with aiohttp.ClientSession() as session:

@@ -105,11 +105,11 @@ def test_each_key_reaches_its_new_home_with_one_warning(
     for implied_target, implied in IMPLIED.get(legacy_key, []):
         assert value(settings, implied_target) == implied
     assert settings.transport.providers == ["opensips"]
-    mine = [w for w in settings.deprecations if w.startswith(f"[{section}] {key} ")]
-    assert mine == [
+    (mine,) = [w for w in settings.deprecations if w.startswith(f"[{section}] {key} ")]
+    assert mine.startswith(
         f"[{section}] {key} (line {number}) is the OpenSIPS AI Voice Connector format: "
         f"now [{target[0]}] {target[1]}"
-    ]
+    )
 
 
 @pytest.mark.parametrize(

@@ -138,7 +138,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("llm", "timeout"): _ignored("the client's own timeouts and retries apply"),
     ("llm", "stream"): _ignored("answers are always streamed"),
     ("llm", "top_p"): _ignored("no equivalent; temperature is kept"),
-    ("stt", "url"): Rule("stt.url", "sets mode = remote, provider = vosk", implies=_stt_remote),
+    ("stt", "url"): Rule("stt.url", "mode = remote; ws:// means vosk", implies=_stt_remote),
     ("stt", "sample_rate"): Rule("stt.sample_rate"),
     ("stt", "channels"): _ignored("audio is always mono", _only("1", "audio is always mono")),
     ("stt", "send_eof"): _ignored("the end of stream is always sent"),
@@ -349,7 +349,8 @@ def _apply(
     if earlier is None or earlier.implied:
         result.values[rule.target] = Mapped(new_value, line)
     result.sources.setdefault(rule.target, []).append(line)
-    result.warnings.append(f"{where} is {FORMAT_NAME}: now {_home(rule.target)}")
+    note = f" ({rule.note})" if rule.note else ""
+    result.warnings.append(f"{where} is {FORMAT_NAME}: now {_home(rule.target)}{note}")
     for target, implied in (rule.implies(value) if rule.implies else {}).items():
         result.values.setdefault(target, Mapped(implied, line, implied=True))
 

@@ -12,7 +12,7 @@ import re
 import shutil
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class SippRun:
     stderr: str
     successful: int
     failed: int
+    response_ms: list[float] = field(default_factory=list)
+    """Response time 1 of each call (`-trace_rtt`: INVITE sent → 200 received, in call.xml)."""
 
     @property
     def ok(self) -> bool:
@@ -64,6 +66,7 @@ async def run_sipp(
     service: str = "ai",
     call_timeout: float = 30.0,
     transport: str = "u1",
+    extra: tuple[str, ...] = (),
 ) -> SippRun:
     """Place `calls` calls (at `rate` per second) and wait for SIPp to finish."""
     stats = workdir / f"{scenario_file.stem}.csv"
@@ -86,6 +89,7 @@ async def run_sipp(
         args += ["-r", str(rate), "-rp", "1000"]
     if concurrent is not None:
         args += ["-l", str(concurrent)]
+    args += list(extra)
     process = await asyncio.create_subprocess_exec(
         "sipp",
         *args,
@@ -100,7 +104,21 @@ async def run_sipp(
         await process.wait()
         raise
     successful, failed = _totals(stats)
-    return SippRun(process.returncode or 0, err.decode(errors="replace"), successful, failed)
+    response_ms = _response_times(workdir, scenario_file.stem)
+    return SippRun(
+        process.returncode or 0, err.decode(errors="replace"), successful, failed, response_ms
+    )
+
+
+def _response_times(workdir: Path, stem: str) -> list[float]:
+    """Every response-time sample SIPp traced (`-trace_rtt`), in ms; the files are removed."""
+    samples = []
+    for rtt in workdir.glob(f"{stem}_*_rtt.csv"):
+        for line in rtt.read_text().splitlines()[1:]:
+            if line.count(";") >= 2:
+                samples.append(float(line.split(";")[1]))
+        rtt.unlink()
+    return samples
 
 
 def _totals(stats: Path) -> tuple[int, int]:

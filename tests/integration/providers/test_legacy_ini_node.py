@@ -1,9 +1,10 @@
-"""The OpenSIPS AI Voice Connector's docker-compose INI, byte for byte, runs a node that answers
-a SIP call through the legacy Vosk, Llama WebSocket and Piper WebSocket servers.
+"""The OpenSIPS AI Voice Connector's shipped INI files, byte for byte, each run a node that
+answers a SIP call through the legacy Vosk, Llama WebSocket and Piper WebSocket servers.
 
 The file is not edited. What a compose network resolves (the `opensips`, `vosk-server`,
 `llm-turkish-server` and `piper-tts-server` hostnames) is pointed at loopback servers through the
-environment, and its fixed MI/event ports at free ones, as a deployment would; everything else (RTP
+environment, and its fixed MI/event ports at free ones, as a deployment would (the main file also
+advertises a LAN address in SDP, pointed at loopback); everything else (RTP
 range, addresses, voice, VAD and interruption settings) is read from the file as it is. The Piper
 server serves the file's voice name, `tr_TR-dfki-medium` (the bundled joe voice under that name).
 """
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.providers.harness import RATE
-from tests.support.legacy_ini import ORIGINAL_DOCKER_INI
+from tests.support.legacy_ini import ORIGINAL_DOCKER_INI, ORIGINAL_INI
 from tests.support.servers import ServerThread, free_port, run_server
 from voice_connector.caller.opensips_double import OpenSIPSDouble
 from voice_connector.caller.sip_caller import SimulatedSipCall, SipCallerOptions
@@ -51,7 +52,17 @@ async def double():  # type: ignore[no-untyped-def]
     double.close()
 
 
-async def test_original_docker_ini_answers_a_sip_call_on_the_legacy_servers(
+# The main file advertises its author's LAN address in SDP ([rtp] ip = 192.168.1.120): like the
+# hostnames, a fact of that deployment, pointed at loopback so no test traffic leaves this host.
+FILES = {
+    "docker": (ORIGINAL_DOCKER_INI, {}),
+    "main": (ORIGINAL_INI, {"VC_OPENSIPS_PUBLIC_IP": "127.0.0.1"}),
+}
+
+
+@pytest.mark.parametrize("name", list(FILES))
+async def test_original_ini_answers_a_sip_call_on_the_legacy_servers(
+    name: str,
     tmp_path: Path,
     double: OpenSIPSDouble,
     media_node_factory: Callable[..., Any],
@@ -60,9 +71,11 @@ async def test_original_docker_ini_answers_a_sip_call_on_the_legacy_servers(
     llama_ws_server: ServerThread,
     piper_named_as_in_the_file: ServerThread,
 ) -> None:
-    ini = tmp_path / "opensips-ai-voice-connector-docker.ini"
-    ini.write_text(ORIGINAL_DOCKER_INI, encoding="utf-8")
+    text, deployment = FILES[name]
+    ini = tmp_path / "opensips-ai-voice-connector.ini"
+    ini.write_text(text, encoding="utf-8")
     network = {
+        **deployment,
         "VC_OPENSIPS_MI_IP": "127.0.0.1",
         "VC_OPENSIPS_MI_PORT": str(double.mi_port),
         "VC_OPENSIPS_EVENT_PORT": str(free_port()),
@@ -73,7 +86,7 @@ async def test_original_docker_ini_answers_a_sip_call_on_the_legacy_servers(
     }
     settings = load_settings(ini, env=network)
     assert settings.deprecations, "read as the OpenSIPS AI Voice Connector format"
-    assert settings.opensips.rtp_port_range == "35000-35003"  # from the file
+    low, high = settings.opensips.ports  # from the file: 35000-35003 (docker), 35000-35100
     # Started from a thread: the double answers MI on this test's event loop meanwhile.
     node = await asyncio.to_thread(media_node_factory, settings)
 
@@ -88,7 +101,7 @@ async def test_original_docker_ini_answers_a_sip_call_on_the_legacy_servers(
 
     assert result.ok, result.error
     answer = next(r for r in double.mi_calls("ua_session_reply", call.key) if r["code"] == 200)
-    assert 35000 <= parse_offer(answer["body"]).port <= 35003, "RTP from the file's range"
+    assert low <= parse_offer(answer["body"]).port <= high, "RTP from the file's range"
     record = result.server_record
     assert record is not None and record["transport"] == "opensips"
     assert record["providers"] == {"stt": "vosk", "llm": "llama_ws", "tts": "piper"}

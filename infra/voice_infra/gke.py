@@ -10,7 +10,13 @@ import pulumi_kubernetes as k8s
 
 from voice_infra.config import StackConfig
 from voice_infra.identity import ServiceAccounts
-from voice_infra.k8s_manifests import GPU_TAINT, MEDIA_TAINT, POOL_LABEL, gpu_services
+from voice_infra.k8s_manifests import (
+    GPU_TAINT,
+    MEDIA_TAINT,
+    POOL_LABEL,
+    gpu_scale,
+    gpu_services,
+)
 from voice_infra.network import Network
 
 HpaAddonArgs = gcp.container.ClusterAddonsConfigHorizontalPodAutoscalingArgs
@@ -106,7 +112,11 @@ class GkeCluster(pulumi.ComponentResource):
             deletion_protection=cfg.is_prod,
             opts=child,
         )
-        pool = pulumi.ResourceOptions(parent=self, depends_on=[self.cluster])
+        # The autoscaler owns the node count once the pool exists: a changed initial count
+        # (e.g. mediaNodeCount) must not replace the pool, which would end every call on it.
+        pool = pulumi.ResourceOptions(
+            parent=self, depends_on=[self.cluster], ignore_changes=["initialNodeCount"]
+        )
 
         def node_pool(
             suffix: str,
@@ -172,7 +182,9 @@ class GkeCluster(pulumi.ComponentResource):
             "media",
             machine_type=cfg.media_machine_type,
             min_nodes=cfg.media_node_count,
-            max_nodes=cfg.media_node_max_count,
+            # One node more than the HPA's maximum: a rollout's surge pod (maxSurge 1, one media
+            # pod per node) always has a node to go to, also at full scale.
+            max_nodes=cfg.media_node_max_count + 1,
             account="media",
             labels={POOL_LABEL: "media"},
             taints=[MEDIA_TAINT],
@@ -186,8 +198,8 @@ class GkeCluster(pulumi.ComponentResource):
             service.name: node_pool(
                 f"{service.name}-gpu",
                 machine_type=cfg.gpu_machine_type,
-                min_nodes=1,
-                max_nodes=2 if cfg.is_prod else 1,
+                min_nodes=gpu_scale(cfg)[0],
+                max_nodes=gpu_scale(cfg)[1],
                 account="gpu",
                 labels={POOL_LABEL: service.name},
                 taints=[GPU_TAINT],

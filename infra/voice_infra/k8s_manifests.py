@@ -35,7 +35,9 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"
 
 DEFAULT_LLM_MODEL = "qwen2.5-coder:0.5b"
 """`[llm] model` when the INI names none (the connector's schema default)."""
-ACTIVE_CALLS_METRIC = "voice_connector_active_calls"
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+"""`"false"` on media pods: the cluster autoscaler would evict them on scale-down after at most
+10 minutes, whatever their grace period; calls end only through the HPA and PDB."""
 CONNECTOR_SECRET = "voice-connector-secrets"
 CONFIG_DIR = "/etc/voice-connector"  # working dir: the node reads cfg/voice-connector.ini from it
 NODE_ENV_DIR = "/run/voice-connector"
@@ -110,11 +112,6 @@ def _ini(ini_text: str) -> configparser.ConfigParser:
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read_string(ini_text)
     return parser
-
-
-def max_calls(ini_text: str) -> int:
-    """`[general] max_calls` from the connector's INI (its schema default when absent)."""
-    return _ini(ini_text).getint("general", "max_calls", fallback=40)
 
 
 def llm_models(ini_text: str) -> list[str]:
@@ -251,7 +248,10 @@ def media_node_deployment(cfg: StackConfig, ini_text: str) -> Manifest:
             "template": {
                 "metadata": {
                     "labels": labels(app),
-                    "annotations": {"voice-connector/config-sha256": checksum},
+                    "annotations": {
+                        "voice-connector/config-sha256": checksum,
+                        SAFE_TO_EVICT: "false",
+                    },
                 },
                 "spec": {
                     "hostNetwork": True,
@@ -296,13 +296,14 @@ def media_node_pdb() -> Manifest:
     }
 
 
-def media_node_hpa(cfg: StackConfig, ini_text: str) -> Manifest:
-    """Scale on active calls per pod (70 % of max_calls); CPU is the fallback signal.
+def media_node_hpa(cfg: StackConfig) -> Manifest:
+    """Scale on CPU, a metric every GKE cluster serves (metrics-server).
 
-    HPA takes the largest proposal of all metrics, and keeps using CPU when the custom metric is
-    unavailable. Scale-down is slow: each removed pod drains its calls for the grace period.
+    Active calls per pod would be the better signal, but the HPA reads custom metrics only through
+    an adapter this program does not install; an HPA whose metric cannot be read stops scaling
+    down (docs/cloud-deployment.md says how to add it). Scale-down is slow: each removed pod
+    drains its calls for the grace period.
     """
-    target_calls = max(1, int(max_calls(ini_text) * 0.7))
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -311,22 +312,7 @@ def media_node_hpa(cfg: StackConfig, ini_text: str) -> Manifest:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "media-node"},
             "minReplicas": cfg.media_node_count,
             "maxReplicas": cfg.media_node_max_count,
-            "metrics": [
-                {
-                    "type": "Pods",
-                    "pods": {
-                        "metric": {"name": ACTIVE_CALLS_METRIC},
-                        "target": {"type": "AverageValue", "averageValue": str(target_calls)},
-                    },
-                },
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 65},
-                    },
-                },
-            ],
+            "metrics": [cpu_metric(65)],
             "behavior": {
                 "scaleUp": {
                     "stabilizationWindowSeconds": 0,
@@ -337,6 +323,16 @@ def media_node_hpa(cfg: StackConfig, ini_text: str) -> Manifest:
                     "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
                 },
             },
+        },
+    }
+
+
+def cpu_metric(utilization: int) -> Manifest:
+    return {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": utilization},
         },
     }
 
@@ -381,22 +377,25 @@ def media_node_backend_config(cfg: StackConfig) -> Manifest:
     }
 
 
+PUBLIC_PATHS = (("/twilio/", "Prefix"), ("/healthz", "Exact"))
+"""What the internet may reach on a media node: Twilio's webhooks and streams, and liveness.
+`/calls`, `/metrics` and `/readyz` details stay inside (probes and scrapes go to the pod)."""
+
+
 def media_node_ingress(cfg: StackConfig, endpoints: Endpoints) -> Manifest:
+    """Only `PUBLIC_PATHS` are routed; anything else gets the load balancer's own 404."""
     annotations = {
         "kubernetes.io/ingress.class": "gce",
         "kubernetes.io/ingress.global-static-ip-name": endpoints.ingress_address_name,
     }
     backend = {"service": {"name": "media-node", "port": {"number": 80}}}
-    spec: Manifest = {"defaultBackend": backend}
+    paths = [{"path": p, "pathType": kind, "backend": backend} for p, kind in PUBLIC_PATHS]
+    rule: Manifest = {"http": {"paths": paths}}
     if cfg.ingress_domain:
         annotations["networking.gke.io/managed-certificates"] = "media-node"
         annotations["kubernetes.io/ingress.allow-http"] = "false"  # Twilio streams need wss://
-        spec["rules"] = [
-            {
-                "host": cfg.ingress_domain,
-                "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
-            }
-        ]
+        rule = {"host": cfg.ingress_domain, **rule}
+    spec: Manifest = {"rules": [rule]}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -446,6 +445,23 @@ def gpu_services(ini_text: str = "") -> tuple[GpuService, ...]:
     )
 
 
+def gpu_scale(cfg: StackConfig) -> tuple[int, int]:
+    """(replicas, most replicas) of each GPU service, one GPU node each: prod never runs one."""
+    return (2, 3) if cfg.is_prod else (1, 1)
+
+
+def gpu_strategy(cfg: StackConfig) -> Manifest:
+    """Replace pods without an extra GPU: a surge pod would wait for a node the pool cannot add.
+
+    One replica: Recreate (the only way without a spare GPU). Several: one at a time, never a
+    surge, so the others keep serving while it restarts.
+    """
+    replicas, _ = gpu_scale(cfg)
+    if replicas == 1:
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
 def gpu_deployment(cfg: StackConfig, service: GpuService) -> Manifest:
     """One GPU per pod, pinned to its pool; the toleration matches the pool's GPU taint."""
     container = {
@@ -467,8 +483,9 @@ def gpu_deployment(cfg: StackConfig, service: GpuService) -> Manifest:
         "kind": "Deployment",
         "metadata": metadata(service.name, service.name),
         "spec": {
-            "replicas": 1,
+            "replicas": gpu_scale(cfg)[0],
             "selector": {"matchLabels": labels(service.name)},
+            "strategy": gpu_strategy(cfg),
             "template": {
                 "metadata": {"labels": labels(service.name)},
                 "spec": {
@@ -483,6 +500,34 @@ def gpu_deployment(cfg: StackConfig, service: GpuService) -> Manifest:
             },
         },
     }
+
+
+def gpu_autoscaling(cfg: StackConfig, service: GpuService) -> list[Manifest]:
+    """With room for more than one replica: an HPA on CPU (served by every cluster; the process
+    feeding the GPU is busy while it is) and a PDB that keeps one serving during node upgrades."""
+    replicas, most = gpu_scale(cfg)
+    if most <= 1:
+        return []
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": service.name}
+    return [
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": metadata(service.name, service.name),
+            "spec": {
+                "scaleTargetRef": target,
+                "minReplicas": replicas,
+                "maxReplicas": most,
+                "metrics": [cpu_metric(70)],
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": metadata(service.name, service.name),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(service.name)}},
+        },
+    ]
 
 
 def internal_lb_service(service: GpuService, ip: Any) -> Manifest:
@@ -522,7 +567,7 @@ def render_all(
         connector_secret(secrets),
         media_node_deployment(cfg, ini_text),
         media_node_pdb(),
-        media_node_hpa(cfg, ini_text),
+        media_node_hpa(cfg),
         media_node_service(),
         media_node_backend_config(cfg),
         media_node_ingress(cfg, endpoints),
@@ -531,4 +576,5 @@ def render_all(
         manifests.append(managed_certificate(cfg.ingress_domain))
     for service in gpu_services(ini_text):
         manifests += [gpu_deployment(cfg, service), internal_lb_service(service, ips[service.name])]
+        manifests += gpu_autoscaling(cfg, service)
     return manifests

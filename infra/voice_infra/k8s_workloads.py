@@ -24,8 +24,13 @@ TYPED: dict[tuple[str, str], Callable[..., pulumi.CustomResource]] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): k8s.autoscaling.v2.HorizontalPodAutoscaler,
     ("networking.k8s.io/v1", "Ingress"): k8s.networking.v1.Ingress,
 }
-# Fields another controller owns: the HPA sets the media node's replica count.
-IGNORE_CHANGES = {("Deployment", "media-node"): ["spec.replicas"]}
+def ignored_fields(manifests: Sequence[Manifest]) -> dict[tuple[str, str], list[str]]:
+    """Fields another controller owns: an HPA sets its Deployment's replica count."""
+    return {
+        ("Deployment", m["spec"]["scaleTargetRef"]["name"]): ["spec.replicas"]
+        for m in manifests
+        if m["kind"] == "HorizontalPodAutoscaler"
+    }
 
 
 def snake(key: str) -> str:
@@ -36,7 +41,9 @@ def resource_name(manifest: Manifest) -> str:
     return f"{manifest['kind'].lower()}-{manifest['metadata']['name']}"
 
 
-def declare(manifest: Manifest, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+def declare(
+    manifest: Manifest, opts: pulumi.ResourceOptions, ignored: list[str] | None = None
+) -> pulumi.CustomResource:
     """One manifest → one typed resource (CustomResource for GKE CRDs such as BackendConfig).
 
     Top-level keys become snake_case arguments; nested dicts stay camelCase, as the Kubernetes
@@ -44,7 +51,6 @@ def declare(manifest: Manifest, opts: pulumi.ResourceOptions) -> pulumi.CustomRe
     """
     api_version, kind = manifest["apiVersion"], manifest["kind"]
     body = {snake(k): v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
-    ignored = IGNORE_CHANGES.get((kind, manifest["metadata"]["name"]))
     if ignored:
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=ignored))
     typed = TYPED.get((api_version, kind))
@@ -84,6 +90,10 @@ class ClusterWorkloads(pulumi.ComponentResource):
             opts_base, pulumi.ResourceOptions(depends_on=[namespace, network.ingress_address])
         )
         self.resources: dict[str, pulumi.CustomResource] = {resource_name(first): namespace}
-        self.resources |= {resource_name(m): declare(m, after_ns) for m in rest}
+        ignored = ignored_fields(manifests)
+        self.resources |= {
+            resource_name(m): declare(m, after_ns, ignored.get((m["kind"], m["metadata"]["name"])))
+            for m in rest
+        }
         self.manifests: Sequence[Manifest] = manifests
         self.register_outputs({"objects": sorted(self.resources)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pulumi
 import pytest
 
 from tests.infra.harness import SECRET_VALUES, Stack, is_secret_input, resolve, unwrap
@@ -101,7 +102,8 @@ def test_media_pool_is_public_tainted_and_autoscaled(stacks: Stacks) -> None:
         .one("gcp:container/nodePool:NodePool", "vc-dev-media")
         .inputs
     )
-    assert pool["autoscaling"] == {"minNodeCount": 2, "maxNodeCount": 6}
+    # one node above the HPA's maximum: a rollout's surge pod has somewhere to go
+    assert pool["autoscaling"] == {"minNodeCount": 2, "maxNodeCount": 7}
     assert pool["networkConfig"] == {"enablePrivateNodes": False}
     assert pool["upgradeSettings"] == {"maxSurge": 1, "maxUnavailable": 0}
     node = pool["nodeConfig"]
@@ -395,3 +397,35 @@ def test_apis_include_what_iam_bindings_and_sources_use(stacks: Stacks) -> None:
     enabled = {r.inputs["service"] for r in stacks("dev").of_type("gcp:projects/service:Service")}
     assert {"cloudresourcemanager.googleapis.com", "artifactregistry.googleapis.com"} <= enabled
     assert "storage.googleapis.com" in enabled
+
+
+# --- what other controllers own ---------------------------------------------------------------
+
+
+def test_node_counts_and_hpa_replicas_are_left_to_their_autoscalers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A changed `mediaNodeCount` must update the pool in place, never replace it (a replaced
+    pool ends every call on it); replica counts an HPA owns are not reset by `pulumi up`."""
+    import pulumi_gcp as gcp
+
+    from tests.infra.harness import run_stack
+    from voice_infra import k8s_workloads
+
+    pools: dict[str, list[str]] = {}
+    real_pool = gcp.container.NodePool
+
+    def pool(name: str, *args: object, opts: pulumi.ResourceOptions, **kwargs: object) -> object:
+        pools[name] = list(opts.ignore_changes or [])
+        return real_pool(name, *args, opts=opts, **kwargs)
+
+    monkeypatch.setattr(gcp.container, "NodePool", pool)
+    stack = run_stack("prod")
+    assert pools and all("initialNodeCount" in ignored for ignored in pools.values()), pools
+    manifests = stack.deployment.workloads.manifests  # type: ignore[union-attr]
+    ignored = k8s_workloads.ignored_fields(manifests)
+    assert set(ignored) == {
+        ("Deployment", "media-node"),
+        ("Deployment", "whisper"),
+        ("Deployment", "ollama"),
+    }

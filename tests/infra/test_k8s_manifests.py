@@ -256,7 +256,8 @@ def test_config_map_is_the_ini_file_and_rolls_pods_when_it_changes() -> None:
     )
 
 
-def test_hpa_scales_on_active_calls_with_cpu_fallback() -> None:
+def test_hpas_scale_only_on_metrics_every_cluster_serves() -> None:
+    """No custom metric without an adapter: an HPA that cannot read one stops scaling down."""
     cfg = config(mediaNodeCount="2", mediaNodeMaxCount="8")
     hpa = by_kind(render(cfg), "HorizontalPodAutoscaler", "media-node")["spec"]
     assert hpa["scaleTargetRef"] == {
@@ -265,11 +266,11 @@ def test_hpa_scales_on_active_calls_with_cpu_fallback() -> None:
         "name": "media-node",
     }
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 8)
-    pods, cpu = hpa["metrics"]
-    assert pods["type"] == "Pods"
-    assert pods["pods"]["metric"]["name"] == "voice_connector_active_calls"
-    assert pods["pods"]["target"] == {"type": "AverageValue", "averageValue": "28"}  # 70 % of 40
-    assert cpu["resource"]["name"] == "cpu"
+    for stack in ("dev", "prod"):
+        for manifest in render(config(stack)):
+            if manifest["kind"] == "HorizontalPodAutoscaler":
+                kinds = {m["type"] for m in manifest["spec"]["metrics"]}
+                assert kinds == {"Resource"}, manifest["metadata"]["name"]
     assert hpa["behavior"]["scaleDown"]["policies"] == [
         {"type": "Pods", "value": 1, "periodSeconds": 300}
     ]
@@ -306,6 +307,43 @@ def test_gpu_services_tolerate_the_gpu_taint_and_use_internal_lbs(gpu: str) -> N
     assert whisper["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
     ollama = by_kind(manifests, "Deployment", "ollama")["spec"]["template"]["spec"]
     assert ollama["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/api/tags"
+
+
+def test_media_pods_are_not_evicted_by_the_cluster_autoscaler() -> None:
+    pod = by_kind(render(config()), "Deployment", "media-node")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == (
+        "false"
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_single_gpu_deployments_recreate_instead_of_waiting_for_a_second_gpu(stack: str) -> None:
+    manifests = render(config(stack))
+    for name in ("whisper", "ollama"):
+        spec = by_kind(manifests, "Deployment", name)["spec"]
+        assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert not [m for m in manifests if m["kind"] == "HorizontalPodAutoscaler"
+                and m["metadata"]["name"] in ("whisper", "ollama")]
+
+
+def test_prod_gpu_services_have_two_replicas_an_autoscaler_and_no_surge() -> None:
+    manifests = render(config("prod"))
+    for name in ("whisper", "ollama"):
+        spec = by_kind(manifests, "Deployment", name)["spec"]
+        assert spec["replicas"] == 2
+        assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+        hpa = by_kind(manifests, "HorizontalPodAutoscaler", name)["spec"]
+        assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 3)
+        assert by_kind(manifests, "PodDisruptionBudget", name)["spec"]["maxUnavailable"] == 1
+
+
+def test_ingress_routes_only_the_public_paths() -> None:
+    for cfg in (config(), config(ingressDomain="media.example.com")):
+        spec = by_kind(render(cfg), "Ingress", "media-node")["spec"]
+        assert "defaultBackend" not in spec  # unmatched paths: the load balancer's 404
+        (rule,) = spec["rules"]
+        paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+        assert paths == {("/twilio/", "Prefix"), ("/healthz", "Exact")}
 
 
 def test_ingress_keeps_websockets_open_for_an_hour() -> None:

@@ -7,6 +7,7 @@ count only when the connection comes from a configured proxy (`[general] trusted
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterable, Mapping
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -49,3 +50,13 @@ def client_address(peer: str | None, headers: Mapping[str, str], proxies: Networ
         if hop not in proxies:
             break
     return address
+
+
+PRIVATE_TOKEN_ENV = "VC_GENERAL_PRIVATE_TOKEN"
+
+
+def private_headers(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Headers for a node's private paths (`/calls`, `/metrics`) from a client: the bearer token
+    of `VC_GENERAL_PRIVATE_TOKEN` when set (the node's own variable), else none (loopback)."""
+    token = (os.environ if environ is None else environ).get(PRIVATE_TOKEN_ENV, "")
+    return {"Authorization": f"Bearer {token}"} if token else {}

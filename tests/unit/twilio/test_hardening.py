@@ -101,3 +101,10 @@ def test_untrusted_json_refuses_before_or_while_parsing(text: str, reason: str |
     with pytest.raises(untrusted_json.BadJSON) as refused:
         untrusted_json.loads(text, 65_536)
     assert refused.value.reason == reason
+
+
+def test_clients_send_the_private_token_from_the_environment() -> None:
+    from voice_connector.netaccess import private_headers
+
+    assert private_headers({}) == {}
+    assert private_headers({"VC_GENERAL_PRIVATE_TOKEN": "t0k"}) == {"Authorization": "Bearer t0k"}

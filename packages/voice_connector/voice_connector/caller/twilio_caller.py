@@ -27,6 +27,7 @@ import numpy as np
 import soxr
 
 from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
+from voice_connector.netaccess import private_headers
 
 RATE = 8000
 CHUNK_SECS = 0.02
@@ -143,7 +144,7 @@ async def fetch_call_record(
     caller hangs up); None if the node does not answer."""
     for _ in range(attempts):
         try:
-            async with session.get(url) as response:
+            async with session.get(url, headers=private_headers()) as response:
                 if response.status == 200:
                     record = await response.json()
                     if record.get("outcome") != "active":

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import aiohttp
 
 from voice_connector.caller.twilio_caller import CallerOptions, SimulatedTwilioCall
+from voice_connector.netaccess import private_headers
 
 BURST_GAP_SECS = 0.2
 """Arrivals further apart than this belong to different bot utterances."""
@@ -186,7 +187,7 @@ _METRIC = re.compile(r"^(process_cpu_seconds_total|process_resident_memory_bytes
 async def sample_node(session: aiohttp.ClientSession, metrics_url: str) -> NodeSample:
     """The node's own CPU and memory, from its Prometheus process collector."""
     try:
-        async with session.get(metrics_url) as response:
+        async with session.get(metrics_url, headers=private_headers()) as response:
             text = await response.text()
     except aiohttp.ClientError:
         return NodeSample()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Echo, Handlers, start_provider
+from conftest import Echo, Handlers, Tone, start_provider
 from helpers import answered, until
 from media import speech_wav
 from pipecat.frames.frames import Frame, InputAudioRawFrame
@@ -269,6 +269,33 @@ async def test_transfer_refers_the_caller_and_leaves(peer, tmp_path, speech_pcap
         "ua_session_update REFER=ok",
         "ua_session_terminate=ok",
     ]
+
+
+async def test_bot_hangup_sends_bye_after_its_audio(peer, tmp_path, speech_pcap):
+    handlers = Handlers(lambda: Tone(seconds=0.6))
+    provider = await peer.provider(handlers)
+
+    async def hang_up_when_answered() -> None:
+        await until(lambda: handlers.calls, limit=10)
+        await asyncio.sleep(0.2)
+        (call,) = handlers.calls.values()
+        await call.hangup("goodbye")
+
+    hanging_up = asyncio.create_task(hang_up_when_answered())
+    if peer.kind == "real":
+        await sipp_ok(peer, tmp_path, "hangup", audio=speech_pcap)
+    else:
+        key = peer.double.new_key()
+        peer.double.invite(key, offer_sdp(40000))
+        await answered(peer.double, key)
+        peer.double.ack(key)
+    await hanging_up
+    await until(lambda: handlers.finished and not provider.sessions)
+    (key,) = peer.tap.keys()
+    assert peer.tap.event_trace(key) == ["INVITE/NEW", "ACK/UPDATED"]
+    assert peer.tap.mi_trace(key) == ["ua_session_reply 200=ok", "ua_session_terminate=ok"]
+    if peer.real is not None:
+        assert peer.real.mi("b2be_list") == []
 
 
 async def test_startup_sweep_refuses_a_session_nobody_answered(peer, tmp_path):

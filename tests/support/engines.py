@@ -10,7 +10,6 @@ it gets a fresh process on the same port.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,22 +18,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import free_port
+from tests.support.servers import LoopbackServer, free_port
+from voice_connector.services.llm.local_server import exit_reason
 
 RUNNING: list[EngineProcess] = []
 """Every engine process started in this session (for the crash report hook)."""
 
 
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name} (signal {-returncode})"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exited with code {returncode}"
-
-
-class EngineProcess:
+class EngineProcess(LoopbackServer):
     """One `ai_services` server in a child process; `.http`, `.ws`, `.port` as for a thread."""
 
     def __init__(self, name: str, module: str, *args: str, start_timeout: float = 300.0) -> None:
@@ -46,14 +37,6 @@ class EngineProcess:
         self.log = Path(tempfile.mkdtemp(prefix=f"engine-{name}-")) / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.reported = False
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> EngineProcess:
         """Start and wait for `/readyz` 200 (its model loaded)."""
@@ -83,7 +66,7 @@ class EngineProcess:
         """How the process ended, or '' while it runs."""
         if self.process is None or self.process.poll() is None:
             return ""
-        return describe_exit(self.process.returncode)
+        return exit_reason(self.process.returncode)
 
     def unreported_death(self) -> str:
         """Its death, once (the test during which it died is the one that fails)."""

@@ -19,7 +19,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class ServerThread:
+class LoopbackServer:
+    """Where a test server listens: `port` on 127.0.0.1, as HTTP and WebSocket base URLs."""
+
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+class ServerThread(LoopbackServer):
     """uvicorn serving `app` on 127.0.0.1 in a background thread with its own event loop."""
 
     def __init__(
@@ -37,14 +51,6 @@ class ServerThread:
             config = uvicorn.Config(app, ws_max_size=ws_max_size, **where)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def start(self, wait_ready: bool = True, timeout: float = 180.0) -> ServerThread:
         self.thread.start()

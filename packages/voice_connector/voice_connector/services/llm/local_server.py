@@ -60,10 +60,10 @@ def ollama_answers(url: str, timeout: float = 1.0) -> bool:
 
 
 def exit_reason(returncode: int) -> str:
-    """'killed by SIGILL' / 'exited with code 1'."""
+    """'killed by SIGILL (signal 4)' / 'exited with code 1', from a Popen return code."""
     if returncode < 0:
         try:
-            return f"killed by {signal.Signals(-returncode).name}"
+            return f"killed by {signal.Signals(-returncode).name} (signal {-returncode})"
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exited with code {returncode}"

@@ -1,5 +1,6 @@
 """One dead flavor does not take the node out: readiness covers the default flavor; a call of the
-dead flavor hears the spoken apology and ends (counted and logged), the default flavor answers.
+dead flavor, Twilio or SIP, hears the spoken apology and ends (counted and logged), the default
+flavor answers.
 
 The default flavor runs on the bundled local STT/TTS and an Ollama stand-in; the `retired` flavor
 points its LLM at a Llama WebSocket port on loopback where nothing listens (a retired host).
@@ -7,6 +8,7 @@ points its LLM at a Llama WebSocket port on loopback where nothing listens (a re
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from loguru import logger
 from tests.containers.ollama_stub import OllamaStub
 from tests.integration.providers.test_calls_on_legacy_stack import hear_mulaw
 from tests.support.servers import free_port
+from voice_connector.caller.opensips_double import OpenSIPSDouble
+from voice_connector.caller.sip_caller import SimulatedSipCall, SipCallerOptions
 from voice_connector.caller.twilio_caller import CallerOptions, place_call
 from voice_connector.config import load_settings
 from voice_connector.services.outage import APOLOGY
@@ -41,7 +45,7 @@ def warnings() -> Iterator[list[str]]:
     logger.remove(sink)
 
 
-def settings_with_retired_flavor(tmp_path: Path, llm_url: str) -> Any:
+def settings_with_retired_flavor(tmp_path: Path, llm_url: str, **env: str) -> Any:
     shipped = Path("cfg/voice-connector.ini").read_text(encoding="utf-8")
     retired = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
     ini = tmp_path / "vc.ini"
@@ -49,7 +53,7 @@ def settings_with_retired_flavor(tmp_path: Path, llm_url: str) -> Any:
         f"{shipped}\n[flavor:retired]\nllm.provider = llama_ws\nllm.url = {retired}\n",
         encoding="utf-8",
     )
-    return load_settings(ini, env={"VC_LLM_URL": llm_url, "VC_LLM_MAX_TOKENS": "20"})
+    return load_settings(ini, env={"VC_LLM_URL": llm_url, "VC_LLM_MAX_TOKENS": "20", **env})
 
 
 def unavailable_count(metrics_text: str) -> float:
@@ -101,3 +105,36 @@ async def test_a_dead_flavor_apologizes_while_the_node_stays_ready(
     assert record["greeting"].startswith("Hello")
     assert record["turns"][0]["bot_text"] == ollama.reply
     await http.aclose()
+
+
+async def test_a_sip_call_of_the_dead_flavor_hears_the_apology_and_gets_our_bye(
+    tmp_path: Path, media_node_factory: Callable[..., Any], ollama: OllamaStub
+) -> None:
+    double = await OpenSIPSDouble().start()
+    try:
+        low = free_port() // 2 * 2
+        settings = settings_with_retired_flavor(
+            tmp_path,
+            ollama.url,
+            VC_TRANSPORT_PROVIDERS="opensips",
+            VC_OPENSIPS_MI_PORT=str(double.mi_port),
+            VC_OPENSIPS_EVENT_PORT=str(free_port()),
+            VC_OPENSIPS_RTP_IP="127.0.0.1",
+            VC_OPENSIPS_RTP_PORT_RANGE=f"{max(low, 20000)}-{max(low, 20000) + 10}",
+            VC_OPENSIPS_RESUBSCRIBE_INTERVAL="0.5",
+        )
+        # Started from a thread: the double answers MI on this test's event loop meanwhile.
+        node = await asyncio.to_thread(media_node_factory, settings)
+        options = SipCallerOptions(
+            audio=[], node_http=node.http, extra_params='{"flavor": "retired"}'
+        )
+        call = SimulatedSipCall(double, options)
+        result = await call.run()
+        ended_by_us = double.mi_calls("ua_session_terminate", call.key)
+    finally:
+        double.close()
+    assert result.ok, result.error  # answered, and the apology was audible
+    record = result.server_record
+    assert record is not None
+    assert (record["flavor"], record["outcome"]) == ("retired", "flavor_unavailable")
+    assert ended_by_us, "the node sent BYE after the apology"

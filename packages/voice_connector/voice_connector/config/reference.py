@@ -19,6 +19,10 @@ deployments set env, secrets come from Secret Manager as env). `voice-connector 
 validates and prints every problem as `FILE: [section] key: message` (exit code 2);
 `voice-connector config show` prints the effective configuration with secrets hidden.
 
+A file in the OpenSIPS AI Voice Connector's INI format (`[engine]`, `[rtp]`, `[opensips] ip/port`,
+...) is read as well, with one deprecation warning per key naming its new home; `voice-connector
+config migrate OLD.ini` prints it in this format (see docs/migration.md).
+
 This page is generated from the schema (`python -m voice_connector.config.reference`).
 """
 

@@ -230,3 +230,32 @@ async def test_draining_node_finishes_its_calls_and_new_calls_go_to_the_other(cl
     finished = await long_calls
     assert finished.ok and finished.successful == 2, finished.stderr  # nothing lost
     assert draining.connector.wait(30) == 0, draining.log()
+
+
+async def test_a_node_hanging_up_reaches_the_caller_through_the_edge(cluster):
+    """The node's own in-dialog request (its BYE when its drain grace runs out) follows the
+    record-route back through the edge to the trunk."""
+    cluster.ensure_up()
+    node = cluster.nodes[0]
+    node.stop()
+    node.env["VC_GENERAL_DRAIN_GRACE_SECONDS"] = "1"
+    node.start()
+    membership(cluster.edge, [node]).sync()  # this call must land on it
+    workdir = cluster.workdir / "sipp"
+    call = asyncio.create_task(
+        run_sipp(
+            scenario("hangup", workdir, audio=cluster.speech),
+            cluster.target,
+            workdir,
+            source_ip=TRUNK,
+            call_timeout=20,
+        )
+    )
+    deadline = time.monotonic() + 10
+    while node.metric("voice_connector_active_calls") < 1:
+        assert time.monotonic() < deadline, "the call never started"
+        await asyncio.sleep(0.1)
+    node.drain()  # grace 1 s, then the node ends the call itself: BYE
+    run = await call
+    assert run.ok and run.successful == 1, run.stderr
+    assert node.connector.wait(30) == 0, node.log()

@@ -16,6 +16,7 @@ BENCHMARKS = [
     ("resampler", "8 kHz ↔ 16 kHz resampler options: delay and CPU"),
     ("providers", "each provider local vs remote; Whisper service throughput"),
     ("cold_start", "slim and full media node: process start → /readyz 200"),
+    ("sip_edge", "calls/s through the SIP edge; INVITE → 200 when a node refuses or is dead"),
 ]
 
 

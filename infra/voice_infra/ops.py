@@ -3,6 +3,7 @@
     python -m voice_infra.ops --stack dev build submit [--revision SHA]
     python -m voice_infra.ops --stack prod run revisions
     python -m voice_infra.ops --stack prod run rollback vc-prod-media-node-twilio-00042-abc
+    python -m voice_infra.ops --stack dev preflight      # GPU quotas, before the full phase
 
 Project and region come from `infra/Pulumi.<stack>.yaml`, so no Pulumi CLI is needed.
 """
@@ -22,6 +23,7 @@ import yaml
 from google.cloud import run_v2
 from google.cloud.devtools import cloudbuild_v1
 
+from voice_infra import preflight
 from voice_infra.cloudbuild import state_bucket
 from voice_infra.cloudrun import service_name
 from voice_infra.config import NAMESPACE, StackConfig, parse_stack_config
@@ -148,6 +150,17 @@ def cmd_run_rollback(args: argparse.Namespace, clients: Clients, out: TextIO) ->
     return 0
 
 
+def cmd_preflight(args: argparse.Namespace, clients: Clients, out: TextIO) -> int:
+    """Exit 1 with one line per quota too small for the stack (gcloud must be logged in)."""
+    cfg = stack_config(args.stack)
+    problems = preflight.check(cfg)
+    for problem in problems:
+        print(problem, file=out)
+    if not problems:
+        print(f"{cfg.project}: quotas allow {preflight.gpus_needed(cfg)} {cfg.gpu_type}", file=out)
+    return 1 if problems else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="voice_infra.ops", description=__doc__.split("\n")[0])
     top.add_argument("--stack", default="dev", help="Pulumi stack (reads Pulumi.<stack>.yaml)")
@@ -172,6 +185,9 @@ def parser() -> argparse.ArgumentParser:
     rollback = run.add_parser("rollback", help="send 100%% of traffic to REVISION")
     rollback.add_argument("revision")
     rollback.set_defaults(handler=cmd_run_rollback)
+    groups.add_parser("preflight", help="check GPU quotas for the stack").set_defaults(
+        handler=cmd_preflight
+    )
     return top
 
 

@@ -184,3 +184,28 @@ def test_module_entry_point_prints_help() -> None:
     with pytest.raises(SystemExit) as done:
         ops.main(["--help"])
     assert done.value.code == 0
+
+
+# --- preflight ---------------------------------------------------------------------------------
+
+
+def test_preflight_names_the_gpu_quotas_a_new_project_lacks() -> None:
+    from voice_infra import preflight
+    from voice_infra.config import parse_stack_config
+
+    cfg = parse_stack_config({"project": "my-voice-project", "gpuType": "nvidia-l4"}, "prod")
+    fresh = {
+        ("compute", "project-info"): {"quotas": [{"metric": "GPUS_ALL_REGIONS", "limit": 0.0}]},
+        ("compute", "regions"): {"quotas": [{"metric": "NVIDIA_L4_GPUS", "limit": 8, "usage": 4}]},
+    }
+    problems = preflight.check(cfg, lambda args: fresh[tuple(args[:2])])
+    assert preflight.gpus_needed(cfg) == 6  # Whisper and Ollama, 3 replicas at most each
+    assert [p.split(" (")[0] for p in problems] == [
+        "quota GPUS_ALL_REGIONS",
+        "quota NVIDIA_L4_GPUS",
+    ]
+    granted = {
+        ("compute", "project-info"): {"quotas": [{"metric": "GPUS_ALL_REGIONS", "limit": 8}]},
+        ("compute", "regions"): {"quotas": [{"metric": "NVIDIA_L4_GPUS", "limit": 8}]},
+    }
+    assert preflight.check(cfg, lambda args: granted[tuple(args[:2])]) == []

@@ -44,6 +44,7 @@ STRANGER = "127.0.0.3"  # not on it
 FLOODER = "127.0.0.4"  # on the allow-list, then floods
 AUTH_TRUNK = "127.0.0.6"  # listed as "address + digest"
 AUTH_USER, AUTH_PASSWORD = "carrier", "s3cret"
+RTP_RECEIVED = 'voice_connector_rtp_packets_total{direction="received"}'
 
 
 class Cluster:
@@ -117,10 +118,14 @@ def test_edge_cfg_passes_opensips_check_as_shipped_and_as_started():
 async def test_calls_spread_over_both_nodes(cluster):
     cluster.ensure_up()
     before = cluster.started()
+    received = [n.metric(RTP_RECEIVED) for n in cluster.nodes]
     run = await cluster.calls(6, rate=3)
     assert run.ok and run.successful == 6, run.stderr
     spread = [after - b for after, b in zip(cluster.started(), before, strict=True)]
     assert spread == [3, 3], spread  # round robin
+    # the speech went straight from SIPp to each node (the edge has no media path)
+    gained = [n.metric(RTP_RECEIVED) - r for n, r in zip(cluster.nodes, received, strict=True)]
+    assert min(gained) > 3 * 25, gained  # > 0.5 s of 20 ms packets per call
 
 
 async def test_a_source_not_on_the_allow_list_gets_403_and_no_pipeline(cluster):

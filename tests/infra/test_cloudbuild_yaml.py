@@ -66,6 +66,7 @@ def test_deploy_runs_pulumi_up_for_the_stack(build: dict[str, Any]) -> None:
     assert script.index("gke-gcloud-auth-plugin --version") < script.index("pulumi up")
     assert 'pulumi up --stack "${_STACK}" --yes' in script
     assert "voice-connector:imageTag=${_IMAGE_TAG}" in script
+    assert "voice-connector:phase=full" in script  # the images exist now: deploy everything
     assert deploy["secretEnv"] == ["PULUMI_CONFIG_PASSPHRASE"]
     (secret,) = build["availableSecrets"]["secretManager"]
     assert secret["env"] == "PULUMI_CONFIG_PASSPHRASE"

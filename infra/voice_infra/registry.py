@@ -14,6 +14,7 @@ IMAGES = (
     "whisper-service-gpu",
     "ollama",
     "opensips",
+    "sip-edge",
     "vosk-server",
     "llama-ws-server",
     "piper-ws-server",

@@ -17,7 +17,7 @@ from tests.rehearsal.build_files import (
     copy_sources,
     image_builds,
 )
-from tests.rehearsal.rendered import rendered
+from tests.rehearsal.rendered import render_stack, rendered
 from voice_infra.registry import IMAGES
 
 BUILDS = image_builds()
@@ -28,9 +28,12 @@ def test_cloud_build_builds_exactly_the_registry_images() -> None:
 
 
 def test_every_image_a_workload_runs_is_built() -> None:
-    """Pulumi names images; Cloud Build must produce each of them."""
-    used = {c.image for c in rendered().containers.values()}
-    used |= {c.image for c in rendered().init_containers.values()}
+    """Pulumi names images (every optional component on); Cloud Build must produce each."""
+    stack = render_stack("dev", sipEdgeTrunks='["198.51.100.0/24"]').stack
+    inputs = repr([r.inputs for r in stack.resources])
+    references = re.findall(r"docker\.pkg\.dev/[^/]+/voice-connector/([a-z0-9-]+):", inputs)
+    used = set(references) | {c.image for c in rendered().containers.values()}
+    assert "sip-edge" in used and "media-node" in used
     assert used <= set(BUILDS), used - set(BUILDS)
 
 

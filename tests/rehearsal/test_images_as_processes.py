@@ -52,3 +52,29 @@ def test_legacy_server_image_runs_ready(image: str, tmp_path: Path) -> None:
         process.wait_status(f"http://127.0.0.1:{launch.port}/readyz", 200, 180)
     finally:
         process.close()
+
+
+LOCAL_ENGINES = {("tts", "piper"): "piper-tts", ("stt", "faster_whisper"): "faster-whisper",
+                 ("stt", "vosk"): "vosk"}  # fmt: skip
+"""In-process engine → the distribution it imports."""
+
+
+@pytest.mark.parametrize("workload", ["cloud-run", "gke/media-node/connector"])
+def test_in_process_engines_the_env_asks_for_are_in_the_image(
+    stack: Rendered, workload: str
+) -> None:
+    """A node asked for local TTS/STT by its env, in an image without the engine, never becomes
+    ready (the engine's import fails at preload): caught here without starting it."""
+    from tests.rehearsal.image_contents import installed
+    from tests.rehearsal.launch import image_stage
+    from voice_connector.config import load_settings
+
+    container = stack.containers[workload]
+    build, _ = image_stage(container.image)
+    settings = load_settings(env=stack.env_of(container))
+    have = installed(build)
+    for kind in ("stt", "tts"):
+        section = getattr(settings, kind)
+        if section.mode == "local":
+            needed = LOCAL_ENGINES[(kind, section.provider)]
+            assert needed in have, f"{workload}: {kind} local needs {needed}, not in {build.image}"

@@ -184,7 +184,7 @@ class RtpStream(asyncio.DatagramProtocol):
         self._jitter_units = 0.0
         self._flood = TokenBucket(flood_rate, now)  # the current source
         self._others_flood = TokenBucket(flood_rate, now)  # every other address together
-        self._flood_gap = False  # packets of the stream were dropped by the flood limit
+        self._resync_next = False  # the next packet starts a new timeline (flood drops, new source)
         self._ssrc_in: int | None = None  # the caller's current SSRC
         # outbound state
         self._ssrc = random.getrandbits(32)
@@ -259,7 +259,7 @@ class RtpStream(asyncio.DatagramProtocol):
             self._from_other_source(data, addr, now)
             return
         if not self._flood.take(now):
-            self._flood_gap = True
+            self._resync_next = True
             self._log_once("flood")
             return
         packet = self._parse(data)
@@ -322,8 +322,8 @@ class RtpStream(asyncio.DatagramProtocol):
         self.stats.packets_received += 1
         if packet.ssrc != self._ssrc_in:  # the caller restarted its stream: a new timeline
             self._ssrc_in = packet.ssrc
-            self._flood_gap = True
-        resync, self._flood_gap = self._flood_gap, False
+            self._resync_next = True
+        resync, self._resync_next = self._resync_next, False
         if resync:  # the gap is ours (flood limit, new source), not the network's: no concealment
             self._transit = None
         if pt == self.codec.payload_type:
@@ -341,7 +341,7 @@ class RtpStream(asyncio.DatagramProtocol):
 
     def _restart_timeline(self) -> None:
         """A new source (or address) begins its own sequence and timestamps: no loss across."""
-        self._flood_gap = True
+        self._resync_next = True
         self._transit = None
         self._last_dtmf_ts = None
 

@@ -6,6 +6,7 @@ import struct
 
 from voice_connector.audio.g711 import G711Codec
 from voice_connector.transports.opensips.clock import PacingClock
+from voice_connector.transports.opensips.latch import LatchPolicy
 from voice_connector.transports.opensips.rtp import RtpStream, build_rtp
 
 
@@ -111,3 +112,25 @@ def test_strangers_flooding_before_the_first_latch_cannot_keep_the_caller_out():
     assert stream.source == caller
     assert stream.stats.packets_received == 16 and len(heard) == 16
     assert stream.stats.packets_rejected["flood from other sources"] > 800
+
+
+def test_hold_by_null_address_keeps_the_nat_source_and_a_real_move_drops_it():
+    announced, nat = ("10.0.0.5", 4000), ("127.0.0.1", 6000)
+    stream = RtpStream(
+        "call-4",
+        G711Codec("PCMU"),
+        announced,
+        clock=PacingClock(),
+        on_audio=lambda pcm: None,
+        on_dtmf=lambda d: None,
+        sock=FakeSocket(),
+        latch=LatchPolicy(packets=3, silence=0.0),
+    )
+    for seq in range(3):
+        stream.datagram_received(build_rtp(0, seq, seq * 160, 9, False, bytes(160)), nat)
+    assert stream.source == nat
+    stream.update_remote(("0.0.0.0", 4000))  # hold
+    stream.update_remote(announced)  # resume
+    assert stream.source == nat
+    stream.update_remote(("10.0.0.6", 4002))  # the caller really moved
+    assert stream.source is None

@@ -235,11 +235,16 @@ class RtpStream(asyncio.DatagramProtocol):
         return self._latch.source
 
     def update_remote(self, remote: tuple[str, int], codec: G711Codec | None = None) -> None:
-        """A re-INVITE moved the caller's media; latch again, preferring the new address."""
+        """A re-INVITE moved the caller's media; latch again, preferring the new address.
+
+        Hold by `c=0.0.0.0` (nothing is sent meanwhile) and the resume to the same address keep
+        the source: a NAT caller is not made to earn its latch again.
+        """
         if remote != self.remote:
             self.remote = remote
-            self._latch.moved(remote, time.monotonic())
-            self._restart_timeline()
+            if remote[0] != "0.0.0.0" and remote != self._latch.sdp:
+                self._latch.moved(remote, time.monotonic())
+                self._restart_timeline()
         if codec is not None and codec.name != self.codec.name:
             self.codec = codec
 

@@ -248,11 +248,11 @@ class RtpStream(asyncio.DatagramProtocol):
         if codec is not None and codec.name != self.codec.name:
             self.codec = codec
 
-    def _log_once(self, reason: str, detail: str = "") -> None:
+    def _log_once(self, reason: str, detail: str = "", level: str = "WARNING") -> None:
         self.stats.packets_rejected[reason] = self.stats.packets_rejected.get(reason, 0) + 1
         if reason not in self._logged:
             self._logged.add(reason)
-            logger.warning(f"[{self.call_id}] RTP {reason}{detail} (further ones counted only)")
+            logger.log(level, f"[{self.call_id}] RTP {reason}{detail} (further ones counted only)")
 
     # -- inbound --------------------------------------------------------------------------
 
@@ -291,7 +291,10 @@ class RtpStream(asyncio.DatagramProtocol):
                 self._log_once("from a second source", f" {addr}")
             return
         if not self._latch.offer(addr, packet.ssrc, packet.seq, now):
-            self._log_once("from a second source" if latched else "not latched", f" {addr}")
+            if latched:
+                self._log_once("from a second source", f" {addr}")
+            else:  # a caller behind NAT, until its latch: normal
+                self._log_once("not latched", f" {addr} (SDP said {self.remote})", "INFO")
             return
         if latched:
             self.stats.relatches += 1

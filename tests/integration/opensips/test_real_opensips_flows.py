@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import Echo, Handlers, Tone, start_provider
-from helpers import answered, until
+from helpers import answered, replies, until
 from media import speech_wav
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection
@@ -150,6 +150,7 @@ async def test_answered_call_carries_speech_and_ends_on_caller_bye(peer, tmp_pat
     await until(lambda: handlers.finished and not provider.sessions)
     (key,) = peer.tap.keys()
     assert peer.tap.event_trace(key) == ["INVITE/NEW", "ACK/UPDATED", "BYE/TERMINATED"]
+    await until(lambda: len(peer.tap.mi_trace(key)) == 1)
     assert peer.tap.mi_trace(key) == ["ua_session_reply 200=ok"]
     assert peer.tap.event_fields() == EVENT_FIELDS
     assert handlers.processors[key].loud_frames > 40  # > 0.8 s of the caller's audio arrived
@@ -187,6 +188,7 @@ async def test_cancel_before_answer_gets_487(peer, tmp_path):
     (key,) = peer.tap.keys()
     await until(lambda: len(peer.tap.event_trace(key)) == 3 and not provider.sessions)
     assert peer.tap.event_trace(key) == ["INVITE/NEW", "CANCEL/TERMINATED", "ACK/UPDATED"]
+    await until(lambda: len(peer.tap.mi_trace(key)) == 2)
     assert peer.tap.mi_trace(key) == ["ua_session_reply 487=ok", "ua_session_terminate=ok"]
     assert not handlers.calls and provider.ports.in_use == frozenset()
 
@@ -225,10 +227,9 @@ async def test_reinvite_hold_and_resume(peer, tmp_path, speech_pcap):
         peer.double.invite(key, offer_sdp(40000, (0, 101)))
         await answered(peer.double, key)
         peer.double.ack(key)
-        for direction in ("sendonly", "sendrecv"):
+        for answers, direction in ((2, "sendonly"), (3, "sendrecv")):
             peer.double.reinvite(key, offer_sdp(40000, (0, 101), direction))
-            sent = len(peer.tap.mi_trace(key))
-            await until(lambda sent=sent: len(peer.tap.mi_trace(key)) > sent)
+            await peer.double.wait_for(lambda n=answers: len(replies(peer.double, key)) == n)
             peer.double.ack(key)
         peer.double.bye(key)
     await until(lambda: handlers.finished and not provider.sessions)
@@ -239,6 +240,7 @@ async def test_reinvite_hold_and_resume(peer, tmp_path, speech_pcap):
         "INVITE/UPDATED", "ACK/UPDATED",
         "BYE/TERMINATED",
     ]  # fmt: skip
+    await until(lambda: len(peer.tap.mi_trace(key)) == 3)
     assert peer.tap.mi_trace(key) == ["ua_session_reply 200=ok"] * 3
 
 
@@ -264,6 +266,7 @@ async def test_transfer_refers_the_caller_and_leaves(peer, tmp_path, speech_pcap
     await until(lambda: handlers.finished and not provider.sessions)
     (key,) = peer.tap.keys()
     assert peer.tap.event_trace(key) == ["INVITE/NEW", "ACK/UPDATED", "REFER/ANSWERED/202"]
+    await until(lambda: len(peer.tap.mi_trace(key)) == 3)
     assert peer.tap.mi_trace(key) == [
         "ua_session_reply 200=ok",
         "ua_session_update REFER=ok",
@@ -293,6 +296,7 @@ async def test_bot_hangup_sends_bye_after_its_audio(peer, tmp_path, speech_pcap)
     await until(lambda: handlers.finished and not provider.sessions)
     (key,) = peer.tap.keys()
     assert peer.tap.event_trace(key) == ["INVITE/NEW", "ACK/UPDATED"]
+    await until(lambda: len(peer.tap.mi_trace(key)) == 2)
     assert peer.tap.mi_trace(key) == ["ua_session_reply 200=ok", "ua_session_terminate=ok"]
     if peer.real is not None:
         assert peer.real.mi("b2be_list") == []

@@ -107,7 +107,8 @@ class WireTap:
         try:
             reply = await self._exchange(data.decode())
         except TimeoutError:
-            return  # no answer upstream: the connector times out as it would
+            self.mi[index] = (request, {"timeout": True})  # the connector times out as it would
+            return
         self.mi[index] = (request, reply)
         assert self._relay is not None
         self._relay.sendto(json.dumps(reply).encode(), addr)
@@ -132,12 +133,13 @@ class WireTap:
         ]
 
     def mi_trace(self, key: str | None = None) -> list[str]:
-        """`command[ code|method]=outcome` for every session command (about `key`)."""
+        """`command[ code|method]=outcome` for every answered session command (about `key`);
+        outcome `none`: OpenSIPS never answered."""
         out = []
         for request, reply in self.mi:
             method, params = request["method"], request.get("params")
-            if method not in SESSION_COMMANDS:
-                continue
+            if method not in SESSION_COMMANDS or reply is None:
+                continue  # not a session command, or its answer is still on the way
             if key is not None and (not isinstance(params, dict) or params.get("key") != key):
                 continue
             detail = ""
@@ -145,7 +147,7 @@ class WireTap:
                 detail = f" {params['code']}"
             elif isinstance(params, dict) and "method" in params:
                 detail = f" {params['method']}"
-            outcome = "none" if reply is None else "error" if "error" in reply else "ok"
+            outcome = "none" if "timeout" in reply else "error" if "error" in reply else "ok"
             out.append(f"{method}{detail}={outcome}")
         return out
 

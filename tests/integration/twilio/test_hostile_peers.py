@@ -239,4 +239,5 @@ async def test_huge_peer_values_keep_the_node_responsive(media_node_factory) -> 
         lines = log.getvalue().splitlines()
     assert max(latencies) < 0.5, f"/healthz took {max(latencies):.2f} s"
     assert huge_sid not in "\n".join(lines)
-    assert max(len(line) for line in lines) < 9_000
+    longest = max(lines, key=len)
+    assert len(longest) < 1_000, longest[:300]

@@ -126,3 +126,13 @@ def test_phone_numbers_are_masked_at_info_and_kept_at_debug(log_capture) -> None
         assert "+15551234567" in buffer.getvalue()
     finally:
         set_phone_masking(True)
+
+
+def test_a_long_url_path_in_the_access_log_is_clipped(log_capture) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    buffer = log_capture("console", level="INFO")
+    access = logging.getLogger("uvicorn.access")
+    access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/" + "p" * 10_000, "1.1", 404)
+    line = buffer.getvalue()
+    assert len(line) < 500 and "…(+" in line and '"GET /ppp' in line and "404" in line

@@ -298,7 +298,25 @@ class InterceptHandler(logging.Handler):
         while frame is not None and frame.f_code.co_filename == logging.__file__:
             frame, depth = frame.f_back, depth + 1
         named = logger.patch(lambda entry: entry.update(name=record.name))
-        named.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+        named.opt(depth=depth, exception=record.exc_info).log(level, _bounded_message(record))
+
+
+STDLIB_ARG_CHARS = 256
+"""Longest `%s` argument of a standard-library record (uvicorn's access log quotes the path)."""
+
+
+def _bounded_message(record: logging.LogRecord) -> str:
+    """The record's message with each long argument clipped (a 10 kB URL path, as text or URL)."""
+    if isinstance(record.args, tuple) and record.args:
+        record.args = tuple(_bounded_arg(arg) for arg in record.args)
+    return record.getMessage()
+
+
+def _bounded_arg(arg: object) -> object:
+    if arg is None or isinstance(arg, bool | int | float):
+        return arg  # keeps %d and %f working
+    text = arg if isinstance(arg, str) else str(arg)
+    return clip(text, STDLIB_ARG_CHARS) if len(text) > STDLIB_ARG_CHARS else arg
 
 
 def route_stdlib_logging(level: str) -> None:

@@ -52,6 +52,12 @@ CLOUD_RUN_CPUS = 2
 """vCPUs of a Cloud Run media node instance; it runs one worker process per vCPU."""
 
 
+def deterministic_host(cfg: StackConfig, project_number: str) -> str:
+    """`SERVICE-PROJECT_NUMBER.REGION.run.app`: known before the service exists, so the node can
+    be told the URL Twilio signs (TLS ends in Google's front end; the container sees http)."""
+    return f"{service_name(cfg)}-{project_number}.{cfg.region}.run.app"
+
+
 class TwilioCloudRun(pulumi.ComponentResource):
     """WebSocket-friendly settings: 3600 s timeout, session affinity, CPU always allocated.
 
@@ -81,6 +87,10 @@ class TwilioCloudRun(pulumi.ComponentResource):
             key: urls.apply(lambda env, key=key: env[key]) for key in connector_env("", "", "", "")
         }
         plain["VC_GENERAL_WORKERS"] = str(CLOUD_RUN_CPUS)  # one node process per vCPU
+        number = gcp.organizations.get_project_output(project_id=cfg.project).number
+        self.host = number.apply(lambda n: deterministic_host(cfg, str(n)))
+        # Streams' signatures are checked against this URL: the functions hand out the same host.
+        plain["VC_GENERAL_PUBLIC_URL"] = self.host.apply(lambda host: f"https://{host}")
         env = [run.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in plain.items()]
         env += [
             run.ServiceTemplateContainerEnvArgs(
@@ -163,6 +173,5 @@ class TwilioCloudRun(pulumi.ComponentResource):
             member="allUsers",
             opts=child,
         )
-        self.url = self.service.uri
-        self.host = self.service.uri.apply(lambda uri: uri.removeprefix("https://").rstrip("/"))
+        self.url = self.host.apply(lambda host: f"https://{host}")
         self.register_outputs({"url": self.url, "name": self.service.name})

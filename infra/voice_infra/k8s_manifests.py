@@ -24,6 +24,7 @@ from voice_infra.conventions import (
     WHISPER_PORT,
     connector_env,
 )
+from voice_infra.network import PODS_CIDR
 
 Manifest = dict[str, Any]
 
@@ -169,12 +170,17 @@ def media_node_env(cfg: StackConfig) -> list[Manifest]:
         project=cfg.project,
     )
     plain |= {
+        # /metrics and /readyz details: Managed Prometheus scrapes from its pods on the node.
+        "VC_GENERAL_PRIVATE_NETWORKS": f"127.0.0.0/8,::1/128,{PODS_CIDR}",
         "VC_OPENSIPS_RTP_PORT_RANGE": cfg.rtp_range_text,
         # SIGTERM comes after the preStop sleep; exit before the kubelet's SIGKILL.
         "VC_GENERAL_DRAIN_GRACE_SECONDS": str(cfg.drain_grace_seconds - 2 * PRESTOP_SECONDS),
         # one node process per requested core: one event loop saturates at ~40-60 calls
         "VC_GENERAL_WORKERS": str(MEDIA_NODE_CPUS),
     }
+    if cfg.ingress_domain:
+        # The URL Twilio signs for streams through the Ingress (TLS ends at the load balancer).
+        plain["VC_GENERAL_PUBLIC_URL"] = f"https://{cfg.ingress_domain}"
     env: list[Manifest] = [{"name": key, "value": value} for key, value in plain.items()]
     env += [
         {"name": var, "valueFrom": {"secretKeyRef": {"name": CONNECTOR_SECRET, "key": key}}}

@@ -19,6 +19,7 @@ SECRET_VALUES = {
     "twilioAccountSid": "AC0123456789",
     "outboundCallToken": "outbound-token-xyz",
 }
+PROJECT_NUMBER = "123456789012"
 LOOP = asyncio.new_event_loop()
 INI_TEXT = "[general]\nmax_calls = 40\n\n[transport]\nproviders = opensips, twilio\n"
 
@@ -56,7 +57,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
-        return {}, None
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"number": PROJECT_NUMBER, "projectId": args.args.get("projectId")}, []
+        return {}, []
 
 
 @dataclass

@@ -238,6 +238,9 @@ def test_cloud_run_reaches_gpu_services_through_direct_vpc(stacks: Stacks) -> No
     assert env["GOOGLE_CLOUD_PROJECT"]["value"]
     assert env["VC_STT_URL"]["value"].endswith(":9000")
     assert env["VC_LLM_URL"]["value"].endswith(":11434")
+    assert env["VC_GENERAL_PUBLIC_URL"]["value"] == (
+        "https://vc-dev-media-node-twilio-123456789012.us-central1.run.app"
+    )
     assert whisper_ip.inputs["addressType"] == "INTERNAL"
     assert env["VC_TWILIO_AUTH_TOKEN"]["valueSource"] == {
         "secretKeyRef": {"secret": "vc-dev-twilio-auth-token", "version": "latest"}
@@ -287,8 +290,9 @@ def test_functions_are_python311_from_gcs_sources(stacks: Stacks) -> None:
         builder = "/vc-dev-fn-build@vc-test-project.iam.gserviceaccount.com"
         assert build["serviceAccount"].endswith(builder)
         service = functions[name]["serviceConfig"]
+        # Cloud Run's deterministic URL, the one the node is told it is reached at
         assert service["environmentVariables"]["VC_GENERAL_PUBLIC_URL"] == (
-            "https://vc-dev-media-node-twilio-abc123-uc.a.run.app"
+            "https://vc-dev-media-node-twilio-123456789012.us-central1.run.app"
         )
         assert service["environmentVariables"]["VC_TWILIO_VALIDATE_SIGNATURES"] == "true"
         secret_env = {s["key"]: s["secret"] for s in service["secretEnvironmentVariables"]}

@@ -88,10 +88,14 @@ def addresses(stack: Rendered, whisper: Running, ollama: Running) -> dict[str, s
 
 @pytest.fixture(scope="session")
 def cloud_run_node(stack: Rendered, workdir: Path, addresses: dict[str, str]) -> Iterator[Running]:
-    """The Cloud Run service's container, started as Cloud Run starts it (the image's CMD)."""
+    """The Cloud Run service's container, started as Cloud Run starts it (the image's CMD).
+
+    Its own public URL (what Twilio signs) maps to where it listens here, like every address."""
     container = stack.containers["cloud-run"]
     root = workdir / "cloud-run"
-    process = Running(plan(container, stack, root, free_port(), addresses), root / "out.log")
+    port = free_port()
+    own = {f"https://{stack.outputs['media_host']}": f"http://127.0.0.1:{port}"}
+    process = Running(plan(container, stack, root, port, addresses | own), root / "out.log")
     try:
         url = f"http://127.0.0.1:{process.launch.port}{container.ready_path}"
         process.wait_status(url, 200, START_TIMEOUT)

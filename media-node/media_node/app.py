@@ -29,6 +29,7 @@ from media_node.health import (
     optional_probes,
 )
 from voice_connector.config import Settings
+from voice_connector.pipeline.warm_up import warm_up
 from voice_connector.services import factory
 from voice_connector.telemetry import metrics as node_metrics
 from voice_connector.telemetry.logging import TraceContextMiddleware, set_phone_masking
@@ -48,6 +49,8 @@ class NodeState:
     ) -> None:
         """`settings`: whose flavors' services are checked apart from the default flavor's."""
         self.checks: dict[str, tuple[bool, str]] = {"models": (False, "loading")}
+        self.changed = asyncio.Event()
+        """Set whenever a check is reported (for tasks waiting on one)."""
         self.live = dict(live or {})
         self.optional = optional_probes(settings) if settings else set()
         self.needs = flavor_needs(settings) if settings else {}
@@ -55,6 +58,13 @@ class NodeState:
 
     def set(self, name: str, ok: bool, why: str = "ok") -> None:
         self.checks[name] = (ok, why)
+        self.changed.set()
+
+    async def wait_for(self, *names: str) -> None:
+        """Until every named check passes."""
+        while not all(self.checks.get(name, (False, ""))[0] for name in names):
+            self.changed.clear()
+            await self.changed.wait()
 
     def services(self) -> dict[str, tuple[bool, str]]:
         """Models and the AI services the default flavor's calls need: what admission asks
@@ -91,6 +101,15 @@ class NodeState:
             },
             "active_calls": registry.count,
         }
+
+
+async def warm_up_when_ready(settings: Settings, state: NodeState) -> None:
+    """Once the models are loaded and the LLM answers, warm its prompt cache (pipeline/warm_up).
+
+    Readiness does not wait for it: a call arriving meanwhile queues behind it at the LLM and
+    finds the prefix evaluated all the same."""
+    await state.wait_for("models", "llm")
+    await warm_up(settings)
 
 
 def create_app(
@@ -149,6 +168,11 @@ def create_app(
         )
         monitor = DependencyMonitor(dependency_probes(settings), state.set, optional=state.optional)
         monitoring = asyncio.create_task(monitor.run())
+        warming = (
+            asyncio.create_task(warm_up_when_ready(settings, state))
+            if services_override is None
+            else None
+        )
         for provider in providers:
             await provider.start(registry.handle, registry.admit)
         publishing = asyncio.create_task(workers.keep_publishing(own_verdict)) if workers else None
@@ -160,6 +184,8 @@ def create_app(
             for provider in providers:
                 await provider.stop()
             monitoring.cancel()
+            if warming is not None:
+                warming.cancel()
 
     app = FastAPI(title="voice-connector media node", lifespan=lifespan)
     app.add_middleware(TraceContextMiddleware)

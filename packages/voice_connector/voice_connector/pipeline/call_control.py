@@ -86,6 +86,31 @@ def prompt_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"llm": llm})
 
 
+def tool_schemas(settings: Settings) -> list[FunctionSchema]:
+    """The call-control tools a call of these settings offers: `end_call`, and `transfer_call`
+    when its flavor has a target (what the first LLM request carries, warm-up included)."""
+    functions = [
+        FunctionSchema(
+            name=END_CALL_TOOL,
+            description="Hang up the phone call. Use it after saying goodbye, when the "
+            "caller is done or asks to end the call.",
+            properties={"reason": {"type": "string", "description": "Why the call ends."}},
+            required=[],
+        )
+    ]
+    if transfer_target(settings):
+        functions.append(
+            FunctionSchema(
+                name=TRANSFER_TOOL,
+                description="Transfer the caller to a human agent, when they ask for a "
+                "person or you cannot help. Tell them first that you are transferring them.",
+                properties={},
+                required=[],
+            )
+        )
+    return functions
+
+
 def transfer_target(settings: Settings) -> str:
     """Where this call's flavor transfers to ("" when it does not)."""
     flavor = settings.flavors.get(settings.flavor)
@@ -211,27 +236,13 @@ class CallController:
         """Offer `end_call` (and `transfer_call` when the flavor has a target) to the LLM."""
         if not self.settings.llm.tools or not hasattr(llm, "register_function"):
             return False
-        functions = [
-            FunctionSchema(
-                name=END_CALL_TOOL,
-                description="Hang up the phone call. Use it after saying goodbye, when the "
-                "caller is done or asks to end the call.",
-                properties={"reason": {"type": "string", "description": "Why the call ends."}},
-                required=[],
-            )
-        ]
-        llm.register_function(END_CALL_TOOL, self._on_end_call, cancel_on_interruption=False)
-        if transfer_target(self.settings):
-            functions.append(
-                FunctionSchema(
-                    name=TRANSFER_TOOL,
-                    description="Transfer the caller to a human agent, when they ask for a "
-                    "person or you cannot help. Tell them first that you are transferring them.",
-                    properties={},
-                    required=[],
-                )
-            )
-            llm.register_function(TRANSFER_TOOL, self._on_transfer, cancel_on_interruption=False)
+        # Synchronous tools (Pipecat's default): in Pipecat 1.14 `cancel_on_interruption=False`
+        # makes a tool asynchronous, which appends ~130 tokens of "ASYNC TOOLS" guidance to
+        # every prompt. Both handlers return at once, so an interruption has nothing to cancel.
+        functions = tool_schemas(self.settings)
+        llm.register_function(END_CALL_TOOL, self._on_end_call)
+        if any(function.name == TRANSFER_TOOL for function in functions):
+            llm.register_function(TRANSFER_TOOL, self._on_transfer)
         self.context.set_tools(ToolsSchema(standard_tools=functions))
         return True
 

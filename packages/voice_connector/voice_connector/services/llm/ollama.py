@@ -113,7 +113,8 @@ class OllamaLLMService(LLMService):
         reason = f"Ollama at {self._host} unavailable: {failure!r}"
         await self._ender.end_call(reason, failure)
 
-    async def _request(self, context: LLMContext) -> dict[str, Any]:
+    async def chat_request(self, context: LLMContext) -> dict[str, Any]:
+        """The `/api/chat` request for `context`, as this service sends it (warm-up reuses it)."""
         params = await self.get_llm_adapter().get_llm_invocation_params(
             context,
             system_instruction=self._settings.system_instruction or None,
@@ -132,7 +133,7 @@ class OllamaLLMService(LLMService):
         return request
 
     async def _generate(self, context: LLMContext) -> None:
-        request = await self._request(context)
+        request = await self.chat_request(context)
         await self.start_ttfb_metrics()
         calls: list[FunctionCallFromLLM] = []
         stream = await self._client.chat(**request)

@@ -124,6 +124,8 @@ class TwilioProvider(TransportProvider):
         self._refusals = WarnOnce(
             "-", surface="twilio_auth", what="refused", every_seconds=REFUSAL_LOG_SECONDS
         )
+        self._prestart = WarnOnce("pending", every_seconds=REFUSAL_LOG_SECONDS)
+        """Junk before `start` is not a call yet: logged node-wide, per kind, once a minute."""
 
     async def start(self, on_call: CallHandler, admit: Admission | None = None) -> None:
         self._on_call = on_call
@@ -277,7 +279,7 @@ class TwilioProvider(TransportProvider):
             return None
         await websocket.accept()
         try:
-            start = await self._read_start(websocket, WarnOnce("pending"))
+            start = await self._read_start(websocket, self._prestart)
         except (WebSocketDisconnect, RuntimeError):
             start = None
         if start is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -95,3 +96,16 @@ def rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+MODEL_LOAD_SECONDS = 120.0
+
+
+async def models_loaded(node) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the in-process node has loaded its models (loading competes for the CPU and
+    grows memory: measurements start after it)."""
+    for _ in range(int(MODEL_LOAD_SECONDS / 0.2)):
+        if node.app.state.node.checks["models"][0]:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError("models not loaded")

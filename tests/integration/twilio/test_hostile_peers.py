@@ -21,6 +21,7 @@ from tests.integration.twilio.hostile import (
     connect,
     dropped,
     media,
+    models_loaded,
     node_log,
     rss_mb,
     started,
@@ -183,8 +184,7 @@ async def test_a_media_flood_does_not_grow_memory(open_node) -> None:  # type: i
     """1,500 messages of 16 kB grew the node by 99 MB that never came back (measured again
     here: +104 MB before the bound, +3 MB after)."""
     call_sid = "CA" + "c" * 32
-    while not open_node.app.state.node.checks["models"][0]:  # model loading would count too
-        await asyncio.sleep(0.2)
+    await models_loaded(open_node)
     gc.collect()
     before = rss_mb()
     async with aiohttp.ClientSession() as session:
@@ -212,8 +212,7 @@ async def test_a_media_flood_does_not_grow_memory(open_node) -> None:  # type: i
 async def test_huge_peer_values_keep_the_node_responsive(media_node_factory) -> None:  # type: ignore[no-untyped-def]
     """A refused stream logged its 10 kB callSid in full: /healthz stalled 3-12 s."""
     node = signed_node(media_node_factory)
-    while not node.app.state.node.checks["models"][0]:  # loading models competes for the CPU
-        await asyncio.sleep(0.2)
+    await models_loaded(node)
     huge_sid = "CA" + "Q" * 10_000
     latencies: list[float] = []
 

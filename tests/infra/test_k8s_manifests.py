@@ -369,3 +369,16 @@ def test_ingress_domain_adds_a_managed_certificate_and_https_only() -> None:
     ingress = by_kind(manifests, "Ingress", "media-node")
     assert ingress["metadata"]["annotations"]["kubernetes.io/ingress.allow-http"] == "false"
     assert ingress["spec"]["rules"][0]["host"] == "media.example.com"
+
+
+def test_media_node_env_names_its_public_url_and_the_scrapers_network() -> None:
+    def env(cfg: StackConfig) -> dict[str, str]:
+        pod = by_kind(render(cfg), "Deployment", "media-node")["spec"]["template"]["spec"]
+        (connector,) = [c for c in pod["containers"] if c["name"] == "connector"]
+        return {e["name"]: e.get("value", "") for e in connector["env"]}
+
+    plain = env(config())
+    assert "10.20.0.0/14" in plain["VC_GENERAL_PRIVATE_NETWORKS"]  # Managed Prometheus' pods
+    assert "VC_GENERAL_PUBLIC_URL" not in plain  # no domain: Twilio does not stream to GKE
+    with_domain = env(config(ingressDomain="media.example.com"))
+    assert with_domain["VC_GENERAL_PUBLIC_URL"] == "https://media.example.com"

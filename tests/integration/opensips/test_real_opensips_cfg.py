@@ -11,8 +11,10 @@ import threading
 import pytest
 
 from tests.support.real_opensips import (
+    BUNDLE_ENV,
     ENV_PREPROCESSOR,
     NODE_CFG,
+    bundle_dir,
     node_opensips,
     requires_opensips,
     run_check,
@@ -20,19 +22,28 @@ from tests.support.real_opensips import (
 from tests.support.sip_probe import final_reply, header, status
 from voice_connector.caller.opensips_double import offer_sdp
 
-pytestmark = requires_opensips
 PUBLIC = "203.0.113.10"
 
 
+def test_the_bundle_is_found_where_the_environment_says(monkeypatch, tmp_path):
+    monkeypatch.setenv(BUNDLE_ENV, str(tmp_path))
+    assert bundle_dir() is None  # no run-opensips there: the tests skip, saying why
+    (tmp_path / "run-opensips").write_text("#!/bin/sh\n")
+    assert bundle_dir() == tmp_path
+
+
+@requires_opensips
 def test_shipped_cfg_passes_opensips_check_as_it_is():
     run_check(NODE_CFG)
 
 
+@requires_opensips
 def test_shipped_cfg_passes_check_with_public_address_and_trusted_sources():
     env = {"VC_OPENSIPS_PUBLIC_IP": PUBLIC, "SIP_TRUSTED_SOURCES": "10.0.0.0/8, 127.0.0.2"}
     run_check(NODE_CFG, env, "-p", str(ENV_PREPROCESSOR))
 
 
+@requires_opensips
 def test_malformed_trusted_sources_fail_the_start():
     with pytest.raises(AssertionError, match="not an IPv4 address or CIDR"):
         run_check(NODE_CFG, {"SIP_TRUSTED_SOURCES": "edge.example"}, "-p", str(ENV_PREPROCESSOR))
@@ -45,6 +56,7 @@ def opensips(tmp_path, request):
     instance.stop()
 
 
+@requires_opensips
 def test_listens_on_tcp_and_udp(opensips):
     with socket.create_connection((opensips.sip_ip, opensips.sip_port), timeout=2):
         pass  # what a TCP liveness probe does
@@ -77,6 +89,7 @@ class _AnswerEverything(threading.Thread):
         )
 
 
+@requires_opensips
 @pytest.mark.parametrize(
     "opensips",
     [{"env": {"VC_OPENSIPS_PUBLIC_IP": PUBLIC}, "listen_ip": "0.0.0.0"}],
@@ -91,6 +104,7 @@ def test_public_address_is_advertised_in_contact(opensips):
     assert f"sip:{PUBLIC}:{opensips.sip_port}>" in header(reply, "Contact"), reply
 
 
+@requires_opensips
 @pytest.mark.parametrize(
     "opensips", [{"env": {"SIP_TRUSTED_SOURCES": "127.0.0.2/32"}}], indirect=True
 )

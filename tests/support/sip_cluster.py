@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -146,14 +145,14 @@ class NodeProcess:
     def start(self, timeout: float = 90.0) -> NodeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.opensips.start()
-        log = (self.workdir / "connector.log").open("ab")
-        self.connector = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.instant_node", "--port", str(self.http_port)],
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.workdir / "connector.log").open("ab") as log:  # the child keeps its own fd
+            self.connector = subprocess.Popen(
+                [sys.executable, "-m", "tests.support.instant_node", "--port", str(self.http_port)],
+                cwd=REPO,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.connector.poll() is not None or time.monotonic() > deadline:
@@ -203,7 +202,3 @@ def membership(edge: RealOpenSIPS, nodes: list[NodeProcess]) -> Membership:
         edge.mi_port,
         socket_name=edge.node_socket,  # type: ignore[attr-defined]
     )
-
-
-def sipp_available() -> bool:
-    return shutil.which("sipp") is not None

@@ -41,7 +41,13 @@ async def probe_service(url: str) -> tuple[bool, str]:
 
     Our AI services answer 503 while their model loads; a third-party server (alphacep
     vosk-server, a proxy) may not know `/readyz` at all, and then answering is all we can check.
+    A comma-separated list of endpoints (clients fail over between them) is ready while any is.
     """
+    endpoints = [u.strip() for u in url.split(",") if u.strip()]
+    if len(endpoints) > 1:
+        results = await asyncio.gather(*(probe_service(u) for u in endpoints))
+        failing = [why for ok, why in results if not ok]
+        return len(failing) < len(results), "; ".join(failing) or "ok"
     target = readyz_url(url)
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECS)
     try:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import faster_whisper
 import pytest
 
-from tests.rehearsal.launch import image_stage
+from tests.rehearsal.launch import Running, image_stage
 
 
 class Recorder:
@@ -49,3 +49,37 @@ def test_the_gpu_pool_runs_the_cuda_image_with_auto_device() -> None:
     argv = (container.command or stage.entrypoint) + (container.args or stage.cmd)
     assert argv[argv.index("--device") + 1] == "auto"
     assert "nvidia/cublas" in stage.env["LD_LIBRARY_PATH"]
+
+
+async def test_a_dead_whisper_endpoint_fails_over_to_the_next(whisper: Running) -> None:
+    """Two endpoints, the first unreachable: the utterance is transcribed by the second, no
+    apology, no error (the deployed GPU service as the live one)."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
+    from pipecat.frames.frames import TranscriptionFrame, TTSSpeakFrame
+    from pipecat.processors.audio.vad_processor import VADProcessor
+
+    from tests.integration.providers.harness import Harness, piper_speech, utterance, wer
+    from voice_connector.services.stt.whisper_remote import RemoteWhisperSTTService
+    from voice_connector.services.ws_client import Backoff
+
+    text = "Please check the status of my order."
+    live = f"http://127.0.0.1:{whisper.launch.port}"
+    stt = RemoteWhisperSTTService(
+        url=f"http://127.0.0.1:9,{live}", backoff=Backoff(attempts=2, first_delay=0.05)
+    )
+    vad = VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=0.5)))
+    async with Harness(vad, stt) as h:
+        await h.push_audio(utterance(piper_speech(text)))
+        frame = await h.wait_for(lambda f: isinstance(f, TranscriptionFrame) and f.finalized)
+    assert wer(text, frame.text) <= 0.2, frame.text
+    assert not h.of(TTSSpeakFrame) and not h.errors
+
+
+async def test_readiness_holds_while_any_listed_endpoint_answers(whisper: Running) -> None:
+    from media_node.health import probe_service
+
+    live = f"http://127.0.0.1:{whisper.launch.port}"
+    assert (await probe_service(f"http://127.0.0.1:9,{live}"))[0] is True
+    ok, why = await probe_service("http://127.0.0.1:9,http://127.0.0.1:7")
+    assert not ok and "127.0.0.1:9" in why and "127.0.0.1:7" in why

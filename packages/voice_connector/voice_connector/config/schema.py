@@ -340,7 +340,9 @@ class STTSettings(Section):
     compute_type: str = Field("int8", description="faster-whisper compute type on CPU.")
     beam_size: int = Field(1, ge=1, le=10, description="faster-whisper beam size (1 is fastest).")
     url: str = Field(
-        "", description="Remote service URL (Whisper service http://, vosk-server ws://)."
+        "",
+        description="Remote service URL (Whisper service http://, vosk-server ws://). Whisper: "
+        "several, comma-separated, fail over in order when one is unreachable.",
     )
     sample_rate: int = Field(16000, description="Rate sent to a remote Vosk server.")
 

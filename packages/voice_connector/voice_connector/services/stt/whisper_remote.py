@@ -4,7 +4,9 @@ Whisper costs one decode per utterance whatever its length, so the segment is se
 VAD ends it, as raw PCM16 (`Content-Type: audio/pcm`, no WAV or multipart to build or parse) on a
 keep-alive connection. Plain HTTP rather than the service's WebSocket: per-utterance latency is the
 same within noise on this CPU (see docs/providers.md), and stateless requests spread over a GPU
-pool behind any load balancer and retry on another replica.
+pool behind any load balancer and retry on another replica. `url` may list several endpoints
+(comma-separated, e.g. two zones' services): a connection failure moves to the next one at once,
+and the call ends with the apology only when every endpoint failed for the whole backoff.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class RemoteWhisperSTTService(SegmentedSTTService):
             settings=STTSettings(model=None, language=language),
             **kwargs,
         )
-        self._base_url = url.rstrip("/")
+        self._endpoints = [u.strip().rstrip("/") for u in url.split(",") if u.strip()] or [""]
+        self._base_url = self._endpoints[0]
         self._language = language
         self._headers = {"Content-Type": "audio/pcm"} | ({"X-Call-Id": call_id} if call_id else {})
         self._backoff = backoff or Backoff()
@@ -87,18 +90,29 @@ class RemoteWhisperSTTService(SegmentedSTTService):
     async def _with_retries(
         self, what: str, attempt_once: Callable[[], Awaitable[T]]
     ) -> T | None:
-        """`await attempt_once()` with backoff on connection failures; None once given up."""
+        """`await attempt_once()` with backoff on connection failures; None once given up.
+
+        A failure moves to the next endpoint at once; the backoff waits only after a round in
+        which every endpoint failed (the endpoint that answered last is tried first next time).
+        """
         last: Exception | None = None
         for attempt in range(1, self._backoff.attempts + 1):
-            try:
-                return await attempt_once()
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                last = exc
-                logger.warning(f"{self}: {what} failed ({attempt}): {exc!r}")
-                if attempt < self._backoff.attempts:
-                    await asyncio.sleep(self._backoff.delay(attempt))
-        await self._ender.end_call(f"Whisper service unreachable at {self._base_url}", last)
+            for _ in self._endpoints:
+                try:
+                    return await attempt_once()
+                except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                    last = exc
+                    logger.warning(f"{self}: {what} at {self._base_url} failed ({attempt}): {exc}")
+                    self._next_endpoint()
+            if attempt < self._backoff.attempts:
+                await asyncio.sleep(self._backoff.delay(attempt))
+        where = ", ".join(self._endpoints)
+        await self._ender.end_call(f"Whisper service unreachable at {where}", last)
         return None
+
+    def _next_endpoint(self) -> None:
+        index = self._endpoints.index(self._base_url)
+        self._base_url = self._endpoints[(index + 1) % len(self._endpoints)]
 
     async def _check_reachable(self) -> None:
         """At call start: a dead service ends the call now, not after the caller's first words.

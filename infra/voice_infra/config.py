@@ -37,7 +37,14 @@ NODE_PORT_RANGE = (30000, 32767)  # kube-proxy opens NodePorts on every node
 MONITORING_KEYS = {"voiceToVoiceP95TargetMs", "providerErrorsPerTurn"}
 """Alert thresholds, read by voice_infra.monitoring."""
 SIP_EDGE_KEYS = {"sipEdgeTrunks"}
-"""Trunk CIDRs of the SIP edge (read by voice_infra.sip_edge; absent: no edge)."""
+"""Trunk CIDRs of the SIP edge (absent: no edge, media nodes take SIP from anyone)."""
+
+
+def sip_edge_trunks() -> list[str]:
+    """`sipEdgeTrunks` of the stack: with trunks, SIP reaches media nodes only via the edge."""
+    return list(pulumi.Config(NAMESPACE).get_object("sipEdgeTrunks") or [])
+
+
 KNOWN_KEYS = {
     "project",
     "region",

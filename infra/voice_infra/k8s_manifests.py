@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voice_infra.config import StackConfig
+from voice_infra.config import StackConfig, sip_edge_trunks
 from voice_infra.conventions import (
     CONNECTOR_SECRET_ENV,
     HTTP_PORT,
@@ -233,6 +233,8 @@ def media_node_deployment(cfg: StackConfig, ini_text: str) -> Manifest:
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
         "volumeMounts": [env_mount],
     }
+    if sip_edge_trunks():  # behind the SIP edge: its pods are the only SIP sources (opensips-env)
+        opensips["env"] = [{"name": "SIP_TRUSTED_SOURCES", "value": PODS_CIDR}]
     public_ip = {
         "name": "public-ip",
         "image": cfg.image("media-node"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from voice_infra.config import StackConfig
+from voice_infra.config import StackConfig, sip_edge_trunks
 from voice_infra.conventions import HTTP_PORT, OLLAMA_PORT, SIP_PORT, WHISPER_PORT
 
 # Google front ends and health checkers (external HTTP(S) LB and NEG health checks).
@@ -105,8 +105,10 @@ class Network(pulumi.ComponentResource):
             )
 
         sip = str(SIP_PORT)
+        sip_sources = [PODS_CIDR] if sip_edge_trunks() else ["0.0.0.0/0"]
         self.firewalls = {
-            "sip": firewall("sip", {"udp": [sip], "tcp": [sip]}, ["0.0.0.0/0"], self.media_tag),
+            # behind the SIP edge (voice_infra.sip_edge) only its pods may send SIP to a node
+            "sip": firewall("sip", {"udp": [sip], "tcp": [sip]}, sip_sources, self.media_tag),
             "rtp": firewall("rtp", {"udp": [cfg.rtp_range_text]}, ["0.0.0.0/0"], self.media_tag),
             "lb-health": firewall(
                 "lb-health", {"tcp": [str(HTTP_PORT)]}, GOOGLE_LB_RANGES, self.media_tag

@@ -4,8 +4,9 @@ An OpenSIPS (`sip-edge/opensips.cfg`, image `sip-edge`) behind a passthrough loa
 reserved external IP; only the trunk CIDRs may reach it (`loadBalancerSourceRanges`: GKE turns
 them into the firewall rule). It dispatches calls to the media nodes' OpenSIPS; a membership
 controller sidecar (`python -m media_node.edge_membership`, media-node image) keeps that list
-equal to the media pods that are ready. Media nodes accept SIP only from the edge pods' range
-(a firewall rule here; `SIP_TRUSTED_SOURCES` in their OpenSIPS). RTP stays direct.
+equal to the media pods that are ready. With trunks configured, media nodes accept SIP only from
+the pods' range, where the edge's addresses are (the network's `allow-sip` rule and
+`SIP_TRUSTED_SOURCES` in their OpenSIPS, see `config.sip_edge_trunks`). RTP stays direct.
 
 Enabled by the stack config `sipEdgeTrunks` (a JSON list of CIDRs); absent, no edge is deployed.
 """
@@ -20,13 +21,11 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from voice_infra.config import NAMESPACE as CONFIG_NAMESPACE
-from voice_infra.config import StackConfig
+from voice_infra.config import StackConfig, sip_edge_trunks
 from voice_infra.conventions import HTTP_PORT, SIP_PORT
 from voice_infra.k8s_manifests import NAMESPACE, labels, metadata
-from voice_infra.network import PODS_CIDR, Network
+from voice_infra.network import Network
 
-TRUNKS_KEY = "sipEdgeTrunks"
 TLS_PORT = 5061
 APP = "sip-edge"
 TRUNKS_DIR = "/etc/sip-edge/trunks"
@@ -43,9 +42,7 @@ SUBSCRIBER_HEADER = (
 VERSIONS = "table_name(string) table_version(int)\naddress:5\nsubscriber:8\n"
 
 
-def trunks_from_config() -> list[str]:
-    """`sipEdgeTrunks` of the stack (empty: no edge)."""
-    return list(pulumi.Config(CONFIG_NAMESPACE).get_object(TRUNKS_KEY) or [])
+trunks_from_config = sip_edge_trunks
 
 
 def address_table(trunks: Sequence[str], group: int = TRUNK_GROUP) -> str:
@@ -70,7 +67,7 @@ class SipEdgeArgs:
 
 
 class SipEdge(pulumi.ComponentResource):
-    """Static IP, trunk-only load balancer, edge Deployment with its controller, firewall."""
+    """Static IP, trunk-only load balancer, edge Deployment with its membership controller."""
 
     def __init__(
         self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None
@@ -88,21 +85,6 @@ class SipEdge(pulumi.ComponentResource):
             network_tier="PREMIUM",
             opts=child,
         )
-        sip = str(SIP_PORT)
-        self.media_from_edge = gcp.compute.Firewall(
-            f"{p}-allow-sip-from-edge",
-            project=cfg.project,
-            network=args.network.vpc.id,
-            direction="INGRESS",
-            allows=[
-                gcp.compute.FirewallAllowArgs(protocol="udp", ports=[sip]),
-                gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[sip]),
-            ],
-            source_ranges=[PODS_CIDR],
-            target_tags=[args.network.media_tag],
-            opts=child,
-        )
-
         k8s.core.v1.ConfigMap(
             "configmap-sip-edge-trunks",
             metadata=metadata("sip-edge-trunks", APP),

@@ -39,13 +39,16 @@ def test_static_ip_and_a_load_balancer_only_trunks_reach(stacks: Stacks) -> None
 
 
 def test_media_nodes_take_sip_only_from_the_edge_pods(stacks: Stacks) -> None:
-    rule = edge_stack(stacks).one("gcp:compute/firewall:Firewall", "sip-from-edge").inputs
+    stack = edge_stack(stacks)
+    rule = stack.one("gcp:compute/firewall:Firewall", "allow-sip").inputs
     assert rule["sourceRanges"] == ["10.20.0.0/14"]  # the pods' range: the edge's addresses
     assert rule["targetTags"] == ["vc-dev-media"]
-    assert {(a["protocol"], tuple(a["ports"])) for a in rule["allows"]} == {
-        ("udp", ("5060",)),
-        ("tcp", ("5060",)),
-    }
+    media = stack.one("kubernetes:apps/v1:Deployment", "media-node").inputs["spec"]
+    (opensips,) = [c for c in media["template"]["spec"]["containers"] if c["name"] == "opensips"]
+    assert opensips["env"] == [{"name": "SIP_TRUSTED_SOURCES", "value": "10.20.0.0/14"}]
+    # without an edge, trunks call the nodes directly
+    open_rule = stacks("dev").one("gcp:compute/firewall:Firewall", "allow-sip").inputs
+    assert open_rule["sourceRanges"] == ["0.0.0.0/0"]
 
 
 def test_edge_pod_runs_the_edge_and_the_membership_controller(stacks: Stacks) -> None:

@@ -236,7 +236,7 @@ async def test_huge_peer_values_keep_the_node_responsive(media_node_factory) -> 
     with node_log() as log:
         await asyncio.gather(poll_health(), attack())
         lines = log.getvalue().splitlines()
-    assert max(latencies) < 0.5, f"/healthz took {max(latencies):.2f} s"
+    assert max(latencies) < 1.0, f"/healthz took {max(latencies):.2f} s"  # was 3-30 s
     assert huge_sid not in "\n".join(lines)
     longest = max(lines, key=len)
     assert len(longest) < 1_000, longest[:300]

@@ -37,7 +37,7 @@ def test_scrubbing_a_long_run_of_letters_is_linear() -> None:
     long_time = best_time(redact, long)
     ratio = long_time / max(best_time(redact, short), 1e-6)
     assert long_time < 0.05, f"10 kB line scrubbed in {long_time * 1000:.1f} ms"
-    assert ratio < 40, f"10 kB / 1 kB time ratio {ratio:.1f} (linear ~10, quadratic ~100)"
+    assert ratio < 50, f"10 kB / 1 kB time ratio {ratio:.1f} (linear ~10, quadratic ~100)"
 
 
 def test_linear_scrubbing_still_removes_credentials() -> None:

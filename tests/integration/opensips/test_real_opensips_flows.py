@@ -105,7 +105,7 @@ def speech_pcap(tmp_path_factory) -> Path:
     return write_speech_pcap(workdir / "speech.pcap", pcm)
 
 
-@pytest.fixture(params=["double", "real"])
+@pytest.fixture(params=["double", pytest.param("real", marks=pytest.mark.slow)])
 async def peer(request, tmp_path):
     if request.param == "double":
         double = await OpenSIPSDouble().start()

@@ -12,9 +12,11 @@ from pulumi_gcp import cloudrunv2 as run
 
 from voice_infra.config import StackConfig
 from voice_infra.conventions import (
+    CONNECTOR_CONFIG,
     CONNECTOR_SECRET_ENV,
     HTTP_PORT,
     MAX_STREAM_SECONDS,
+    NODE_WORKDIR,
     OLLAMA_PORT,
     WHISPER_PORT,
     connector_env,
@@ -24,6 +26,7 @@ from voice_infra.network import Network
 from voice_infra.secrets import Secrets
 
 SERVICE_NAME = "media-node-twilio"
+CONFIG_FILE = "voice-connector.ini"
 REQUEST_TIMEOUT = f"{MAX_STREAM_SECONDS}s"  # Cloud Run's maximum: a stream ends with its request
 
 
@@ -128,12 +131,32 @@ class TwilioCloudRun(pulumi.ComponentResource):
                         )
                     ],
                 ),
+                # The stack's INI, as on GKE (ConfigMap) and in the functions (archive): the
+                # same flavors everywhere, not the copy baked into the image.
+                volumes=[
+                    run.ServiceTemplateVolumeArgs(
+                        name="config",
+                        secret=run.ServiceTemplateVolumeSecretArgs(
+                            secret=secrets.secret_name(CONNECTOR_CONFIG),
+                            items=[
+                                run.ServiceTemplateVolumeSecretItemArgs(
+                                    version="latest", path=CONFIG_FILE
+                                )
+                            ],
+                        ),
+                    )
+                ],
                 containers=[
                     run.ServiceTemplateContainerArgs(
                         name="media-node",
                         image=cfg.image(CLOUD_RUN_IMAGE),
                         ports=run.ServiceTemplateContainerPortsArgs(container_port=HTTP_PORT),
                         envs=env,
+                        volume_mounts=[
+                            run.ServiceTemplateContainerVolumeMountArgs(
+                                name="config", mount_path=f"{NODE_WORKDIR}/cfg"
+                            )
+                        ],
                         resources=run.ServiceTemplateContainerResourcesArgs(
                             cpu_idle=False,  # audio is paced between requests' bytes
                             startup_cpu_boost=True,

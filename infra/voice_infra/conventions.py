@@ -17,6 +17,11 @@ OUTBOUND_TOKEN = "outbound-call-token"
 """Bearer token callers of `outbound_call` present. Call tokens (the `<Parameter>` that opens a
 media stream) need no secret of their own: both ends key them from the Twilio auth token."""
 
+CONNECTOR_CONFIG = "connector-config"
+"""The connector INI (`configFile`), for Cloud Run, which mounts files only from secrets."""
+NODE_WORKDIR = "/app"
+"""media-node/Dockerfile's WORKDIR: the node reads `cfg/voice-connector.ini` relative to it."""
+
 SECRET_ENV = {
     AUTH_TOKEN: "VC_TWILIO_AUTH_TOKEN",
     ACCOUNT_SID: "VC_TWILIO_ACCOUNT_SID",

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from voice_infra.config import StackConfig
-from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, OUTBOUND_TOKEN
+from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, CONNECTOR_CONFIG, OUTBOUND_TOKEN
 from voice_infra.registry import ArtifactRegistry
 from voice_infra.secrets import Secrets
 
@@ -62,7 +62,11 @@ def workloads(cfg: StackConfig) -> dict[str, Workload]:
     return {
         # GKE media pool nodes and the Cloud Run slim node: same job, same rights.
         "media": Workload(
-            f"{p}-media", "voice connector media node", NODE_ROLES, (AUTH_TOKEN, ACCOUNT_SID), True
+            f"{p}-media",
+            "voice connector media node",
+            NODE_ROLES,
+            (AUTH_TOKEN, ACCOUNT_SID, CONNECTOR_CONFIG),
+            True,
         ),
         "gpu": Workload(f"{p}-gpu", "voice connector GPU nodes", NODE_ROLES, (), True),
         "functions": Workload(

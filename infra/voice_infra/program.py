@@ -58,7 +58,7 @@ def deploy(
     apis = ProjectApis("apis", cfg)
     after_apis = pulumi.ResourceOptions(depends_on=apis.services)
     registry = ArtifactRegistry("registry", cfg, opts=after_apis)
-    secrets = Secrets("secrets", cfg, secret_values, opts=after_apis)
+    secrets = Secrets("secrets", cfg, secret_values, ini_text, opts=after_apis)
     accounts = ServiceAccounts("accounts", cfg, registry, secrets, opts=after_apis)
     triggers = BuildTriggers("triggers", cfg, accounts, opts=after_apis)
     pulumi.export("imageRepository", registry.url)

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from voice_infra.config import SecretValues, StackConfig
-from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, OUTBOUND_TOKEN
+from voice_infra.conventions import ACCOUNT_SID, AUTH_TOKEN, CONNECTOR_CONFIG, OUTBOUND_TOKEN
 
 
 class Secrets(pulumi.ComponentResource):
@@ -21,6 +21,7 @@ class Secrets(pulumi.ComponentResource):
         name: str,
         cfg: StackConfig,
         values: SecretValues,
+        config_text: str = "",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("voice-connector:infra:Secrets", name, None, opts)
@@ -29,6 +30,8 @@ class Secrets(pulumi.ComponentResource):
             AUTH_TOKEN: values.twilio_auth_token,
             ACCOUNT_SID: values.twilio_account_sid,
             OUTBOUND_TOKEN: values.outbound_call_token,
+            # Not secret, but Secret Manager is what Cloud Run mounts as a file.
+            CONNECTOR_CONFIG: pulumi.Output.from_input(config_text),
         }
         self.secrets: dict[str, gcp.secretmanager.Secret] = {}
         self.versions: dict[str, gcp.secretmanager.SecretVersion] = {}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pulumi
 import pytest
 
-from tests.infra.harness import SECRET_VALUES, Stack, is_secret_input, resolve, unwrap
+from tests.infra.harness import INI_TEXT, SECRET_VALUES, Stack, is_secret_input, resolve, unwrap
 
 Stacks = Callable[..., Stack]
 
@@ -120,10 +120,10 @@ def test_media_pool_is_public_tainted_and_autoscaled(stacks: Stacks) -> None:
 def test_secret_values_stay_secret_everywhere(stacks: Stacks) -> None:
     stack = stacks("dev")
     versions = stack.of_type("gcp:secretmanager/secretVersion:SecretVersion")
-    assert len(versions) == 3
+    assert len(versions) == 4  # the three secrets, and the connector INI Cloud Run mounts
     for version in versions:
         assert is_secret_input(version.inputs["secretData"]), version.name
-    assert {unwrap(v.inputs["secretData"]) for v in versions} == set(SECRET_VALUES.values())
+    assert {unwrap(v.inputs["secretData"]) for v in versions} == {*SECRET_VALUES.values(), INI_TEXT}
     k8s_secret = stack.one("kubernetes:core/v1:Secret").inputs
     assert is_secret_input(k8s_secret["stringData"])
     assert unwrap(k8s_secret["stringData"]) == {
@@ -144,6 +144,7 @@ def test_secret_manager_secrets_are_per_stack(stacks: Stacks) -> None:
         "vc-staging-twilio-auth-token",
         "vc-staging-twilio-account-sid",
         "vc-staging-outbound-call-token",
+        "vc-staging-connector-config",
     }
 
 
@@ -163,6 +164,7 @@ def test_media_node_account_has_least_privilege(stacks: Stacks) -> None:
     assert {(b["secretId"], b["role"]) for b in secret_reads} == {
         ("vc-dev-twilio-auth-token", "roles/secretmanager.secretAccessor"),
         ("vc-dev-twilio-account-sid", "roles/secretmanager.secretAccessor"),
+        ("vc-dev-connector-config", "roles/secretmanager.secretAccessor"),
     }
     roles = {b["role"] for b in members(stack, "gcp:projects/iAMMember:IAMMember", "vc-dev-media")}
     assert roles == {
@@ -221,6 +223,13 @@ def test_cloud_run_is_websocket_ready(stacks: Stacks) -> None:
     assert template["serviceAccount"] == "vc-dev-media@vc-test-project.iam.gserviceaccount.com"
     # Metrics on Cloud Run: the Managed Prometheus sidecar starts after the node.
     assert "cloud-run-gmp-sidecar" in collector["image"]
+    # the stack's INI, mounted where the image's WORKDIR-relative config path points
+    (volume,) = template["volumes"]
+    assert volume["secret"] == {
+        "secret": "vc-dev-connector-config",
+        "items": [{"version": "latest", "path": "voice-connector.ini"}],
+    }
+    assert container["volumeMounts"] == [{"name": volume["name"], "mountPath": "/app/cfg"}]
     assert collector["dependsOns"] == ["media-node"]
 
 

@@ -74,6 +74,8 @@ class RootFs:
     def add_file(self, path: str, content: str | None = None, source: Path | None = None) -> None:
         target = self.host(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()  # a mount hides the image's file (never write through the link)
         if source is not None:
             if not target.exists():
                 target.symlink_to(source)

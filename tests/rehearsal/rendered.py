@@ -40,6 +40,8 @@ class Container:
     files: dict[str, str] = field(default_factory=dict)
     """Container path → content of mounted files (ConfigMap volumes)."""
     empty_dirs: list[str] = field(default_factory=list)
+    mounted_secrets: list[str] = field(default_factory=list)
+    """Secret ids mounted as files (Cloud Run secret volumes)."""
     port: int = 0
     ready_path: str = ""
 
@@ -82,9 +84,16 @@ def _probe(container: dict[str, Any], key: str) -> tuple[int, str]:
     return int(http.get("port", 0)), str(http.get("path", ""))
 
 
-def _cloud_run(stack: Stack, prefix: str) -> Container:
+def _cloud_run(stack: Stack, prefix: str, secrets: dict[str, str]) -> Container:
     template = stack.one("gcp:cloudrunv2/service:Service").inputs["template"]
     container = template["containers"][0]
+    volumes = {v["name"]: v for v in template.get("volumes", [])}
+    files, mounted = {}, []
+    for mount in container.get("volumeMounts", []):
+        secret = volumes[mount["name"]]["secret"]
+        mounted.append(_unprefix(prefix, secret["secret"]))
+        for item in secret["items"]:
+            files[f"{mount['mountPath']}/{item['path']}"] = secrets[mounted[-1]]
     env, secrets = {}, {}
     for item in container.get("envs", []):
         if "value" in item:
@@ -101,6 +110,8 @@ def _cloud_run(stack: Stack, prefix: str) -> Container:
         env=env,
         secrets=secrets,
         working_dir=container.get("workingDir"),
+        files=files,
+        mounted_secrets=mounted,
         port=int(container["ports"]["containerPort"]),
         ready_path=path,
     )
@@ -170,17 +181,20 @@ def render_stack(stack_name: str = "dev", **config: str) -> Rendered:
     prefix = f"vc-{stack_name}"
     manifests = stack.deployment.workloads.manifests
     config_maps = {m["metadata"]["name"]: m["data"] for m in manifests if m["kind"] == "ConfigMap"}
-    containers = {"cloud-run": _cloud_run(stack, prefix)}
+    deployment = stack.deployment
+    secrets = {
+        key: str(resolve(deployment.secrets.data(key))[0]) for key in deployment.secrets.secrets
+    }
+    containers = {"cloud-run": _cloud_run(stack, prefix, secrets)}
     init: dict[str, Container] = {}
-    for deployment in (m for m in manifests if m["kind"] == "Deployment"):
-        spec = deployment["spec"]["template"]["spec"]
+    for manifest in (m for m in manifests if m["kind"] == "Deployment"):
+        spec = manifest["spec"]["template"]["spec"]
         for c in spec["containers"]:
-            found = _k8s_container(deployment, c, config_maps)
+            found = _k8s_container(manifest, c, config_maps)
             containers[found.workload] = found
         for c in spec.get("initContainers", []):
-            found = _k8s_container(deployment, c, config_maps)
+            found = _k8s_container(manifest, c, config_maps)
             init[found.workload] = found
-    deployment = stack.deployment
     assert deployment.functions and deployment.cloud_run and deployment.network
     outputs = {f"url:{name}": url for name, url in deployment.functions.urls.items()}
     outputs |= {
@@ -188,7 +202,6 @@ def render_stack(stack_name: str = "dev", **config: str) -> Rendered:
         "whisper_ip": deployment.network.whisper_ip.address,
         "ollama_ip": deployment.network.ollama_ip.address,
     }
-    secrets = {key: deployment.secrets.data(key) for key in deployment.secrets.secrets}
     return Rendered(
         stack,
         prefix,
@@ -196,7 +209,7 @@ def render_stack(stack_name: str = "dev", **config: str) -> Rendered:
         init,
         _functions(stack, prefix),
         {key: str(resolve(value)[0]) for key, value in outputs.items()},
-        {key: str(resolve(value)[0]) for key, value in secrets.items()},
+        secrets,
     )
 
 

@@ -58,6 +58,19 @@ def test_media_node_env_is_accepted_by_its_config_loader(workload: str, tmp_path
             assert name in code, f"{workload}: {name} is set but nothing in the image reads it"
 
 
+@pytest.mark.parametrize("workload", sorted(NODES))
+def test_media_nodes_read_the_stack_ini_not_the_image_copy(workload: str) -> None:
+    """The INI is mounted where the node looks for it (its working directory's cfg/), so its
+    flavors are the functions' and the other platform's."""
+    container = NODES[workload]
+    _, stage = image_stage(container.image)
+    workdir = container.working_dir or stage.workdir
+    expected = f"{workdir.rstrip('/')}/{DEFAULT_CONFIG_PATH}"
+    assert expected in container.files, (expected, list(container.files))
+    shipped = (ROOT / "cfg" / "voice-connector.ini").read_text()
+    assert container.files[expected] == shipped  # the rehearsed stack's configFile
+
+
 def _node_ini(container: Container, tmp_path: Path) -> Path:
     """The INI the node reads: the mounted ConfigMap (GKE) or the image's copy (Cloud Run)."""
     mounted = [text for path, text in container.files.items() if path.endswith(".ini")]
@@ -122,6 +135,7 @@ def test_every_secret_is_injected_somewhere() -> None:
     """A secret no workload receives is a secret nobody uses (or a wiring that was forgotten)."""
     items = [*STACK.containers.values(), *STACK.functions.values()]
     used = {secret for item in items for secret in item.secrets.values()}
+    used |= {secret for c in STACK.containers.values() for secret in c.mounted_secrets}
     assert used == set(STACK.secrets), set(STACK.secrets) - used
 
 

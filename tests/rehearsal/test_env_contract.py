@@ -8,13 +8,14 @@ from what runs (the function archive; the image's packages and INI; the ConfigMa
 from __future__ import annotations
 
 import ast
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.rehearsal.launch import image_stage
-from tests.rehearsal.rendered import ROOT, Container, Function, rendered
+from tests.rehearsal.rendered import ROOT, Container, Function, render_stack, rendered
 from voice_connector.config import ConfigError, load_settings
 from voice_connector.config.loader import DEFAULT_CONFIG_PATH
 
@@ -119,9 +120,19 @@ def test_every_workload_is_covered() -> None:
     """Adding a workload to the program without a contract check fails here."""
     images = {c.image for c in STACK.containers.values()}
     assert images <= {"media-node", "opensips", "whisper-service-gpu", "ollama"}, images
-    opensips = [c for c in STACK.containers.values() if c.image == "opensips"]
-    assert all(not c.env and not c.secrets for c in opensips)
     assert set(STACK.functions) == {"twilio_voice", "twilio_status", "outbound_call"}
+
+
+@pytest.mark.parametrize("trunks", [None, '["198.51.100.0/24"]'])
+def test_opensips_env_is_what_its_start_script_reads(trunks: str | None) -> None:
+    """OpenSIPS reads no env itself: its preprocessor (`opensips-env`, in the image) does."""
+    stack = render_stack("dev", sipEdgeTrunks=trunks) if trunks else STACK
+    script = (ROOT / "media-node" / "opensips" / "opensips-env").read_text()
+    for workload, container in stack.containers.items():
+        if container.image == "opensips":
+            assert not container.secrets, workload
+            for name in container.env:
+                assert re.search(rf"\b{name}\b", script), f"{workload}: {name} is never read"
 
 
 def test_the_call_token_key_is_the_one_both_ends_get() -> None:

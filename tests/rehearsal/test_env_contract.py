@@ -17,7 +17,8 @@ import pytest
 from tests.rehearsal.launch import image_stage
 from tests.rehearsal.rendered import ROOT, Container, Function, render_stack, rendered
 from voice_connector.config import ConfigError, load_settings
-from voice_connector.config.loader import DEFAULT_CONFIG_PATH
+from voice_connector.config.loader import DEFAULT_CONFIG_PATH, env_name
+from voice_connector.config.schema import SECTIONS
 
 NODE_CODE = [ROOT / "packages" / "voice_connector", ROOT / "media-node" / "media_node"]
 AI_CODE = [ROOT / "packages" / "ai_services" / "ai_services"]
@@ -123,16 +124,41 @@ def test_every_workload_is_covered() -> None:
     assert set(STACK.functions) == {"twilio_voice", "twilio_status", "outbound_call"}
 
 
-@pytest.mark.parametrize("trunks", [None, '["198.51.100.0/24"]'])
-def test_opensips_env_is_what_its_start_script_reads(trunks: str | None) -> None:
-    """OpenSIPS reads no env itself: its preprocessor (`opensips-env`, in the image) does."""
-    stack = render_stack("dev", sipEdgeTrunks=trunks) if trunks else STACK
-    script = (ROOT / "media-node" / "opensips" / "opensips-env").read_text()
-    for workload, container in stack.containers.items():
-        if container.image == "opensips":
-            assert not container.secrets, workload
-            for name in container.env:
-                assert re.search(rf"\b{name}\b", script), f"{workload}: {name} is never read"
+def _readers(image: str) -> str:
+    """Everything in an image that reads env: its Python packages' string constants, its start
+    scripts, and (Ollama) the server's documented settings."""
+    scripts = {
+        "opensips": ["media-node/opensips/opensips-env"],
+        "sip-edge": ["media-node/opensips/opensips-env", "sip-edge/entrypoint.sh"],
+        "ollama": ["docker/ollama/entrypoint.sh"],
+    }
+    text = "\n".join((ROOT / path).read_text() for path in scripts.get(image, []))
+    if image == "media-node":  # literals, and the `VC_<SECTION>_<KEY>` names its loader knows
+        text += "\n".join(literals(NODE_CODE))
+        for section, model in SECTIONS.items():
+            text += "\n".join(env_name(section, key) for key in model.model_fields)
+    elif image.startswith("whisper-service"):
+        text += "\n".join(literals(AI_CODE))
+    elif image == "ollama":
+        text += "\n".join(OLLAMA_READS)
+    return text
+
+
+def test_every_kubernetes_container_env_is_read_by_its_image() -> None:
+    """Every Deployment the program declares (every optional component on, the SIP edge's too):
+    each variable it sets is read by something in the container's image."""
+    stack = render_stack("dev", sipEdgeTrunks='["198.51.100.0/24"]').stack
+    seen = 0
+    for record in stack.of_type("kubernetes:apps/v1:Deployment"):
+        for container in record.inputs["spec"]["template"]["spec"]["containers"]:
+            image = container["image"].split("/voice-connector/")[1].rsplit(":", 1)[0]
+            readers = _readers(image)
+            for item in container.get("env", []):
+                seen += 1
+                name = item["name"]
+                found = re.search(rf"\b{re.escape(name)}\b", readers)
+                assert found, f"{record.name}/{container['name']}: {name} is never read"
+    assert seen > 20
 
 
 def test_the_call_token_key_is_the_one_both_ends_get() -> None:

@@ -134,13 +134,13 @@ def _readers(image: str) -> str:
     }
     text = "\n".join((ROOT / path).read_text() for path in scripts.get(image, []))
     if image == "media-node":  # literals, and the `VC_<SECTION>_<KEY>` names its loader knows
-        text += "\n".join(literals(NODE_CODE))
+        text += "".join(f"\n{literal}" for literal in literals(NODE_CODE))
         for section, model in SECTIONS.items():
-            text += "\n".join(env_name(section, key) for key in model.model_fields)
+            text += "".join(f"\n{env_name(section, key)}" for key in model.model_fields)
     elif image.startswith("whisper-service"):
-        text += "\n".join(literals(AI_CODE))
+        text += "".join(f"\n{literal}" for literal in literals(AI_CODE))
     elif image == "ollama":
-        text += "\n".join(OLLAMA_READS)
+        text += "".join(f"\n{name}" for name in OLLAMA_READS)
     return text
 
 

@@ -13,6 +13,7 @@ from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.tts_service import TTSService
 
 from voice_connector.services import shared_models
+from voice_connector.services.tts.first_clause import speak_first_clause_early
 
 
 class LocalPiperTTSService(PiperTTSService):
@@ -28,3 +29,4 @@ class LocalPiperTTSService(PiperTTSService):
             **kwargs,
         )
         self._voice = shared_models.piper_voice(voice_path, config_path)
+        speak_first_clause_early(self)

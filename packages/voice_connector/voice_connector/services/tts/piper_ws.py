@@ -19,6 +19,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from voice_connector.services.outage import CallEnder, ChannelForTheCall
+from voice_connector.services.tts.first_clause import speak_first_clause_early
 from voice_connector.services.ws_client import (
     Backoff,
     ConnectionLost,
@@ -75,6 +76,7 @@ class RemotePiperTTSService(ChannelForTheCall, TTSService):
         self._voice_name = voice
         self._voice_rate = voice_sample_rate
         self._ender = CallEnder(self, can_apologize=False)
+        speak_first_clause_early(self)
 
     def can_generate_metrics(self) -> bool:
         return True

@@ -1,0 +1,283 @@
+"""Word accuracy (WER) of our call path against a plain Pipecat bot on the same Whisper model.
+
+Run: `python -m benchmarks.word_accuracy [--only N] [--no-factors] [--env KEY=VALUE ...]`.
+
+Utterances: the recorded speech of Debian's `pocketsphinx-testdata` (LibriVox read speech and
+spoken card names, with their reference transcripts), plus a few espeak-ng and Piper sentences.
+Each is sent, 8 kHz μ-law in 20 ms chunks at real-time pace, by the simulated Twilio caller as
+one call to two servers started here, turn by turn alternately:
+
+- ours: the media node (Twilio transport, VAD, our STT service on Whisper tiny.en int8) with an
+  instant LLM and TTS (`tests.support.instant_node --real-stt`);
+- baseline: `benchmarks.pipecat_baseline`, Pipecat's own Twilio serializer and WhisperSTTService.
+
+WER is jiwer's over the normalized words (case and punctuation ignored), per utterance and for the
+whole set. The factor table decodes the same 8 kHz audio straight through the model, to separate
+the causes: upsampler (with its measured delay) × decode beam, no VAD, no call.
+Results: benchmarks/results/word_accuracy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+from benchmarks.voice_to_voice import wait_ready
+from tests.support.servers import free_port
+from tests.support.speech import normalize, speak
+from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
+from voice_connector.caller.twilio_caller import CallerOptions, load_mulaw, place_call, write_wav
+
+RESULTS = Path(__file__).parent / "results" / "word_accuracy.md"
+POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
+SYNTHETIC = [
+    ("piper", "What is the capital of France?"),
+    ("piper", "How many days are in a week?"),
+    ("piper", "Can you recommend a good book?"),
+    ("espeak", "Please transfer me to the billing department."),
+    ("espeak", "My account number is four five six seven."),
+]
+LEAD_IN_SECS = 1.5
+"""Line silence before each utterance, as a caller's pause after the call connects (the plain bot
+loads its Whisper model per call and misses speech that starts sooner)."""
+SPOKEN_FORMS = {
+    **dict(
+        zip(
+            "0 1 2 3 4 5 6 7 8 9 10".split(),
+            "zero one two three four five six seven eight nine ten".split(),
+            strict=True,
+        )
+    ),
+    "mr": "mister",
+}
+"""Whisper writes numbers as digits, the references spell them: one form for both sides."""
+
+
+@dataclass
+class Utterance:
+    name: str
+    reference: str
+    wav: Path
+
+
+def _transcripts(listing: Path) -> list[tuple[str, str]]:
+    """(file id, reference) from a Sphinx `.transcription` file: `<s> words </s> (id)`."""
+    pairs = []
+    for line in listing.read_text().splitlines():
+        match = re.match(r"<s>\s*(.*?)\s*</s>\s*\((.*)\)", line)
+        if match:
+            pairs.append((match[2], match[1]))
+    return pairs
+
+
+def _espeak(text: str, path: Path) -> Path:
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(path), text], check=True)
+    return path
+
+
+def utterances(work: Path) -> list[Utterance]:
+    """The fixed set, each written as an 8 kHz WAV with a short lead-in of silence."""
+    sources: list[tuple[str, str, Path]] = []
+    for folder, listing in (("librivox", "transcription"), ("cards", "cards.transcription")):
+        for file_id, reference in _transcripts(POCKETSPHINX / folder / listing):
+            sources.append(
+                (f"{folder}/{file_id[-4:]}", reference, POCKETSPHINX / folder / f"{file_id}.wav")
+            )
+    if not sources:
+        raise SystemExit(
+            "pocketsphinx-testdata is missing: apt-get install -y pocketsphinx-testdata"
+        )
+    for index, (engine, text) in enumerate(SYNTHETIC):
+        if engine == "piper":
+            path = speak(text, work / "piper")
+        elif shutil.which("espeak-ng"):
+            path = _espeak(text, work / f"espeak-{index}.wav")
+        else:
+            continue
+        sources.append((f"{engine}/{index}", text, path))
+    lead_in = ulaw_encode(np.zeros(int(8000 * LEAD_IN_SECS), dtype=np.int16))
+    result = []
+    for name, reference, source in sources:
+        wav = work / (re.sub(r"\W+", "-", name) + ".wav")
+        write_wav(wav, lead_in + load_mulaw(source))
+        result.append(Utterance(name, reference, wav))
+    return result
+
+
+def words(text: str) -> str:
+    """Normalized words (tests.support.speech), digits and "Mr" spelled out."""
+    return " ".join(SPOKEN_FORMS.get(w, w) for w in normalize(text).split())
+
+
+def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
+    return jiwer.wer([words(r) for r in references], [words(h) or "<empty>" for h in hypotheses])
+
+
+async def transcribe_call(url: str, wav: Path) -> str:
+    """One Twilio call speaking `wav`; what the server heard (all its turns, in order)."""
+    result = await place_call(
+        CallerOptions(audio=[wav], url=url, wait_for_greeting=False, answer_timeout=8)
+    )
+    turns = (result.server_record or {}).get("turns", [])
+    return " ".join(t.get("user_text") or "" for t in turns).strip()
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """A server process, once it answers (`/healthz`: our node's readiness would wait for an
+    LLM it does not use here)."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_ready(f"http://127.0.0.1:{port}/healthz", process)
+    return process
+
+
+def call_path(items: list[Utterance], extra_env: dict[str, str]) -> dict[str, list[str]]:
+    """Both servers; each utterance called into ours then the baseline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VC_")}
+    ours_port, base_port = free_port(), free_port()
+    ours_env = {**env, "VC_LLM_GREETING": "", **extra_env}
+    processes = []
+    try:
+        processes.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.instant_node",
+                    "--real-stt",
+                    "--port",
+                    str(ours_port),
+                ],
+                ours_env,
+                ours_port,
+            )
+        )
+        processes.append(
+            start(
+                [sys.executable, "-m", "benchmarks.pipecat_baseline", "--port", str(base_port)],
+                env,
+                base_port,
+            )
+        )
+        heard: dict[str, list[str]] = {"ours": [], "baseline": []}
+
+        async def run() -> None:
+            for item in items:
+                heard["ours"].append(
+                    await transcribe_call(f"ws://127.0.0.1:{ours_port}/twilio/stream", item.wav)
+                )
+                heard["baseline"].append(
+                    await transcribe_call(f"ws://127.0.0.1:{base_port}/ws", item.wav)
+                )
+                print(
+                    f"  {item.name}: ours [{heard['ours'][-1]}] baseline [{heard['baseline'][-1]}]",
+                    flush=True,
+                )
+
+        asyncio.run(run())
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+    return heard
+
+
+def factors(items: list[Utterance]) -> list[str]:
+    """WER decoding the 8 kHz audio straight through the model: upsampler × beam."""
+    from benchmarks.resampler import Fir, Soxr, _delay_ms
+    from voice_connector import models
+    from voice_connector.services import shared_models
+
+    model = shared_models.whisper_model(models.whisper_tiny_en(), "int8")
+    upsamplers: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
+        "soxr VHQ (Pipecat)": lambda: Soxr(8000, 16000, "VHQ"),
+        "FIR 32 taps (ours)": lambda: Fir(True, 32),
+        "FIR 64 taps": lambda: Fir(True, 64),
+    }
+    pcm8k = [ulaw_decode(load_mulaw(item.wav)).astype(np.int16) for item in items]
+    lines = ["| upsampler 8→16 kHz | delay | WER beam 1 | WER beam 5 |", "|---|---:|---:|---:|"]
+    for name, make in upsamplers.items():
+        row = [name, f"{_delay_ms(make, 8000, 16000):.1f} ms"]
+        for beam in (1, 5):
+            hypotheses = []
+            for x in pcm8k:
+                up = make()
+                y = np.concatenate([up(x[i : i + 160]) for i in range(0, len(x), 160)])
+                audio = np.concatenate([y.astype(np.float32) / 32768, np.zeros(8000, np.float32)])
+                segments, _ = model.transcribe(
+                    audio, language="en", beam_size=beam, vad_filter=False
+                )
+                hypotheses.append(" ".join(s.text for s in segments))
+            row.append(f"{corpus_wer([i.reference for i in items], hypotheses):.3f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def report(
+    items: list[Utterance], heard: dict[str, list[str]], extra_env: dict[str, str]
+) -> list[str]:
+    references = [i.reference for i in items]
+    ours, base = corpus_wer(references, heard["ours"]), corpus_wer(references, heard["baseline"])
+    exact = {
+        k: sum(words(h) == words(r) for h, r in zip(v, references, strict=True))
+        for k, v in heard.items()
+    }
+    lines = [
+        f"{len(items)} utterances, one Twilio call each (8 kHz μ-law, real time), Whisper tiny.en "
+        f"int8, {os.cpu_count()} cores" + (f"; ours with {extra_env}" if extra_env else "") + ".",
+        "",
+        "| | WER | exactly right |",
+        "|---|---:|---:|",
+        f"| ours | {ours:.3f} | {exact['ours']}/{len(items)} |",
+        f"| plain Pipecat | {base:.3f} | {exact['baseline']}/{len(items)} |",
+        f"| ratio ours/baseline | {ours / base if base else float('nan'):.2f} | |",
+        "",
+        "| utterance | reference | ours | WER | plain Pipecat | WER |",
+        "|---|---|---|---:|---|---:|",
+    ]
+    for item, o, b in zip(items, heard["ours"], heard["baseline"], strict=True):
+        lines.append(
+            f"| {item.name} | {item.reference} | {o} | {corpus_wer([item.reference], [o]):.2f} "
+            f"| {b} | {corpus_wer([item.reference], [b]):.2f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", type=int, default=0, help="the first N utterances (a short run)")
+    parser.add_argument("--no-factors", action="store_true", help="skip the factor table")
+    parser.add_argument("--env", action="append", default=[], help="VC_KEY=VALUE for our node")
+    args = parser.parse_args()
+    extra_env = dict(kv.split("=", 1) for kv in args.env)
+    work = Path(tempfile.mkdtemp(prefix="wer-"))
+    items = utterances(work)[: args.only or None]
+    lines = report(items, call_path(items, extra_env), extra_env)
+    if not args.no_factors:
+        lines += [
+            "",
+            "Straight through the model (no VAD, no call), same audio:",
+            "",
+            *factors(items),
+        ]
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(f"# Word accuracy: ours vs plain Pipecat\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

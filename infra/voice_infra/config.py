@@ -282,6 +282,12 @@ def parse_stack_config(raw: Mapping[str, str], stack: str) -> StackConfig:
         )
     elif image_tag and not _TAG.match(image_tag):
         problems.append(f"{NAMESPACE}:imageTag: '{image_tag}' is not a Docker tag")
+    if phase == "bootstrap" and image_tag:
+        # Images exist, so workloads may too: a bootstrap run would plan to delete them all.
+        problems.append(
+            f"{NAMESPACE}:phase: 'bootstrap' with an imageTag: this stack has images; "
+            f"pulumi config rm {NAMESPACE}:phase"
+        )
 
     config = StackConfig(
         stack=stack,

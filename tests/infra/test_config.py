@@ -179,3 +179,9 @@ def test_full_phase_needs_the_pushed_image_tag() -> None:
     assert "pulumi stack output imageTag" in problem and "phase=bootstrap" in problem
     bootstrap = parse_stack_config({"project": "my-voice-project", "phase": "bootstrap"}, "dev")
     check_deployable(bootstrap)  # no image is named before the first build
+
+
+def test_bootstrap_is_refused_once_the_stack_has_images() -> None:
+    """A bootstrap run on a deployed stack would plan to delete every workload."""
+    (problem,) = problems({**BASE, "phase": "bootstrap"})
+    assert problem.startswith("voice-connector:phase: 'bootstrap' with an imageTag")

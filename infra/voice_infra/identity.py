@@ -39,9 +39,9 @@ DEPLOYER_ROLES = (
     "roles/storage.admin",
 )
 FUNCTION_BUILD_ROLES = (
-    "roles/artifactregistry.writer",
-    "roles/logging.logWriter",
-    "roles/storage.objectViewer",
+    "roles/artifactregistry.writer",  # the function's image (gcf-artifacts)
+    "roles/logging.logWriter",  # build logs
+    "roles/storage.objectAdmin",  # reads the source, writes build caches (as Google documents)
 )
 PULUMI_PASSPHRASE_SECRET = "pulumi-config-passphrase"  # created once by hand (docs)
 
@@ -75,8 +75,8 @@ def workloads(cfg: StackConfig) -> dict[str, Workload]:
             ("roles/logging.logWriter",),
             (AUTH_TOKEN, ACCOUNT_SID, OUTBOUND_TOKEN),
         ),
-        # Builds the functions' containers from their uploaded sources (gen2 needs a named
-        # account on projects created since 2024): reads the source, writes the image and logs.
+        # Builds the functions' containers from their uploaded sources (new projects' default
+        # build account lacks these rights since 2024): reads the source, writes image and logs.
         "function-builder": Workload(
             f"{p}-fn-build", "voice connector function builds", FUNCTION_BUILD_ROLES
         ),

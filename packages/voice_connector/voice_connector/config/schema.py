@@ -163,6 +163,12 @@ class TransportSettings(Section):
         0.7, gt=0, le=1, description="Silero VAD speech confidence threshold."
     )
     allow_interruptions: bool = Field(True, description="Caller speech stops the bot (barge-in).")
+    turn_detection: Literal["timeout", "smart_turn"] = Field(
+        "timeout",
+        description="How the caller's turn ends: timeout (after user_speech_timeout_secs of "
+        "silence) or smart_turn (Pipecat's smart-turn v3.2 CPU model decides at each pause "
+        "whether the speech is complete; one ONNX session per call).",
+    )
 
     @field_validator("providers", mode="before")
     @classmethod

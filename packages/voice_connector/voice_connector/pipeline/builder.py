@@ -26,7 +26,11 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.turns.user_start import VADUserTurnStartStrategy
-from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_stop import (
+    BaseUserTurnStopStrategy,
+    SpeechTimeoutUserTurnStopStrategy,
+    TurnAnalyzerUserTurnStopStrategy,
+)
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from voice_connector.audio.vad import BatchedSileroVADAnalyzer
@@ -72,12 +76,27 @@ def stop_audio_at_stt(stt: FrameProcessor) -> None:
         stt._audio_passthrough = False
 
 
+def turn_stop_strategy(settings: Settings) -> BaseUserTurnStopStrategy:
+    """`[transport] turn_detection`: a fixed silence, or smart-turn judging each pause.
+
+    Smart-turn reads the caller's audio in the user aggregator, so that audio must pass the STT.
+    """
+    if settings.transport.turn_detection == "smart_turn":
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+
+        return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())
+    return SpeechTimeoutUserTurnStopStrategy(
+        user_speech_timeout=settings.transport.user_speech_timeout_secs
+    )
+
+
 def build_task(
     call: CallTransport, settings: Settings, services: CallServices, record: CallRecord
 ) -> tuple[PipelineTask, LLMContext]:
     """The PipelineTask of one call, and the conversation context it accumulates."""
     transport = call.pipecat
-    stop_audio_at_stt(services.stt)
+    if settings.transport.turn_detection != "smart_turn":
+        stop_audio_at_stt(services.stt)
     vad = BatchedSileroVADAnalyzer(
         params=VADParams(
             confidence=settings.transport.vad_confidence, stop_secs=settings.transport.vad_stop_secs
@@ -88,11 +107,7 @@ def build_task(
         start=[
             VADUserTurnStartStrategy(enable_interruptions=settings.transport.allow_interruptions)
         ],
-        stop=[
-            SpeechTimeoutUserTurnStopStrategy(
-                user_speech_timeout=settings.transport.user_speech_timeout_secs
-            )
-        ],
+        stop=[turn_stop_strategy(settings)],
     )
     aggregators = LLMContextAggregatorPair(
         context,

@@ -13,6 +13,7 @@ BENCHMARKS = [
     ("voice_to_voice", "voice-to-voice on local models, and node start → ready"),
     ("connector_overhead", "what the connector adds, 1 to 50 concurrent calls, instant providers"),
     ("rtp_concurrency", "SIP/RTP calls per process: send jitter, latency, CPU"),
+    ("word_accuracy", "WER of our call path vs a plain Pipecat bot on the same Whisper model"),
     ("resampler", "8 kHz ↔ 16 kHz resampler options: delay and CPU"),
     ("providers", "each provider local vs remote; Whisper service throughput"),
     ("cold_start", "slim and full media node: process start → /readyz 200"),

@@ -24,9 +24,11 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,8 @@ from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
 from voice_connector.caller.twilio_caller import CallerOptions, load_mulaw, place_call, write_wav
 
 RESULTS = Path(__file__).parent / "results" / "word_accuracy.md"
+OUR_TURNS: list[int] = []
+"""Turns our node made of each utterance (one call each), for the early-cut count."""
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
 SYNTHETIC = [
     ("piper", "What is the capital of France?"),
@@ -125,12 +129,15 @@ def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
     return jiwer.wer([words(r) for r in references], [words(h) or "<empty>" for h in hypotheses])
 
 
-async def transcribe_call(url: str, wav: Path) -> str:
-    """One Twilio call speaking `wav`; what the server heard (all its turns, in order)."""
+async def transcribe_call(url: str, wav: Path, turns_seen: list[int]) -> str:
+    """One Twilio call speaking `wav`; what the server heard (all its turns, in order). The
+    number of turns it made of the one utterance goes to `turns_seen`: more than one is an early
+    cut (the turn ended while the caller had more to say)."""
     result = await place_call(
         CallerOptions(audio=[wav], url=url, wait_for_greeting=False, answer_timeout=8)
     )
     turns = (result.server_record or {}).get("turns", [])
+    turns_seen.append(len(turns))
     return " ".join(t.get("user_text") or "" for t in turns).strip()
 
 
@@ -177,10 +184,12 @@ def call_path(items: list[Utterance], extra_env: dict[str, str]) -> dict[str, li
         async def run() -> None:
             for item in items:
                 heard["ours"].append(
-                    await transcribe_call(f"ws://127.0.0.1:{ours_port}/twilio/stream", item.wav)
+                    await transcribe_call(
+                        f"ws://127.0.0.1:{ours_port}/twilio/stream", item.wav, OUR_TURNS
+                    )
                 )
                 heard["baseline"].append(
-                    await transcribe_call(f"ws://127.0.0.1:{base_port}/ws", item.wav)
+                    await transcribe_call(f"ws://127.0.0.1:{base_port}/ws", item.wav, [])
                 )
                 print(
                     f"  {item.name}: ours [{heard['ours'][-1]}] baseline [{heard['baseline'][-1]}]",
@@ -196,7 +205,8 @@ def call_path(items: list[Utterance], extra_env: dict[str, str]) -> dict[str, li
 
 
 def factors(items: list[Utterance]) -> list[str]:
-    """WER decoding the 8 kHz audio straight through the model: upsampler × beam."""
+    """WER decoding the 8 kHz audio straight through the model: upsampler × beam, with the
+    upsampler's delay and the decode time (median per utterance, this busy machine)."""
     from benchmarks.resampler import Fir, Soxr, _delay_ms
     from voice_connector import models
     from voice_connector.services import shared_models
@@ -207,21 +217,30 @@ def factors(items: list[Utterance]) -> list[str]:
         "FIR 32 taps (ours)": lambda: Fir(True, 32),
         "FIR 64 taps": lambda: Fir(True, 64),
     }
+    references = [i.reference for i in items]
     pcm8k = [ulaw_decode(load_mulaw(item.wav)).astype(np.int16) for item in items]
-    lines = ["| upsampler 8→16 kHz | delay | WER beam 1 | WER beam 5 |", "|---|---:|---:|---:|"]
+    lines = [
+        "| upsampler 8→16 kHz | delay | WER beam 1 | decode beam 1 | WER beam 5 | decode beam 5 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, make in upsamplers.items():
         row = [name, f"{_delay_ms(make, 8000, 16000):.1f} ms"]
         for beam in (1, 5):
-            hypotheses = []
+            hypotheses, seconds = [], []
             for x in pcm8k:
                 up = make()
                 y = np.concatenate([up(x[i : i + 160]) for i in range(0, len(x), 160)])
                 audio = np.concatenate([y.astype(np.float32) / 32768, np.zeros(8000, np.float32)])
+                started = time.perf_counter()
                 segments, _ = model.transcribe(
                     audio, language="en", beam_size=beam, vad_filter=False
                 )
                 hypotheses.append(" ".join(s.text for s in segments))
-            row.append(f"{corpus_wer([i.reference for i in items], hypotheses):.3f}")
+                seconds.append(time.perf_counter() - started)
+            row += [
+                f"{corpus_wer(references, hypotheses):.3f}",
+                f"{statistics.median(seconds) * 1000:.0f} ms",
+            ]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -244,6 +263,9 @@ def report(
         f"| ours | {ours:.3f} | {exact['ours']}/{len(items)} |",
         f"| plain Pipecat | {base:.3f} | {exact['baseline']}/{len(items)} |",
         f"| ratio ours/baseline | {ours / base if base else float('nan'):.2f} | |",
+        "",
+        f"Early cuts (ours: an utterance answered as more than one turn): "
+        f"{sum(n > 1 for n in OUR_TURNS)}/{len(OUR_TURNS)}.",
         "",
         "| utterance | reference | ours | WER | plain Pipecat | WER |",
         "|---|---|---|---:|---|---:|",

@@ -15,10 +15,11 @@ from voice_connector.services import shared_models
 
 
 class _WithDecodeOptions:
-    """The shared model, with our decode options (beam size) on every `transcribe` call.
+    """The shared model, with our decode options (`[stt] beam_size`) on every `transcribe` call.
 
-    Pipecat's `run_stt` calls `transcribe` with faster-whisper's default beam of 5; on a phone
-    line a beam of 1 is near as accurate and much faster on CPU.
+    Pipecat's `run_stt` calls `transcribe` with faster-whisper's default beam of 5. A beam of 1
+    decodes faster, but on a phone line's short VAD segments it lost words the beam keeps (WER
+    1.17× plain Pipecat's at beam 1, 0.75× at 5: benchmarks/results/word_accuracy.md).
     """
 
     def __init__(self, model: Any, **options: Any) -> None:
@@ -41,7 +42,7 @@ class FasterWhisperSTTService(WhisperSTTService):
         model_path: Path,
         language: str = "en",
         compute_type: str = "int8",
-        beam_size: int = 1,
+        beam_size: int = 5,
         **kwargs: object,
     ) -> None:
         self._model_path = model_path

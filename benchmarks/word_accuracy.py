@@ -8,8 +8,8 @@ Each is sent, 8 kHz μ-law in 20 ms chunks at real-time pace, by the simulated T
 one call to two servers started here, turn by turn alternately:
 
 - ours: the media node (Twilio transport, VAD, our STT service on Whisper tiny.en int8) with an
-  instant LLM and TTS (`tests.support.instant_node --real-stt`), as configured and at beam 1
-  (its setting before this benchmark showed beam 1 lost words: `OUR_VARIANTS`);
+  instant LLM and TTS (`tests.support.instant_node --real-stt`), as configured, at beam 1 (its
+  setting before this benchmark showed beam 1 lost words) and with smart-turn (`OUR_VARIANTS`);
 - baseline: `benchmarks.pipecat_baseline`, Pipecat's own Twilio serializer and WhisperSTTService.
 
 WER is jiwer's over the normalized words (case and punctuation ignored), per utterance and for the
@@ -44,10 +44,15 @@ from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
 from voice_connector.caller.twilio_caller import CallerOptions, load_mulaw, place_call, write_wav
 
 RESULTS = Path(__file__).parent / "results" / "word_accuracy.md"
-OUR_VARIANTS = {"ours": {}, "ours at beam 1 (before)": {"VC_STT_BEAM_SIZE": "1"}}
-"""Our node as configured, and with the beam it had before word accuracy was measured."""
-TURNS: dict[str, list[int]] = {}
-"""Turns each server made of each utterance (one call each), for the early-cut count."""
+OUR_VARIANTS = {
+    "ours": {},
+    "ours at beam 1 (before)": {"VC_STT_BEAM_SIZE": "1"},
+    "ours with smart-turn": {"VC_TRANSPORT_TURN_DETECTION": "smart_turn"},
+}
+"""Our node as configured, with the beam it had before word accuracy was measured, and with
+smart-turn ending the turns (`[transport] turn_detection`)."""
+EARLY_CUTS: dict[str, list[bool]] = {}
+"""Per server, per utterance: whether the turn was cut early (see `transcribe_call`)."""
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
 SYNTHETIC = [
     ("piper", "What is the capital of France?"),
@@ -132,15 +137,19 @@ def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
     return jiwer.wer([words(r) for r in references], [words(h) or "<empty>" for h in hypotheses])
 
 
-async def transcribe_call(url: str, wav: Path, turns_seen: list[int]) -> str:
-    """One Twilio call speaking `wav`; what the server heard (all its turns, in order). The
-    number of turns it made of the one utterance goes to `turns_seen`: more than one is an early
-    cut (the turn ended while the caller had more to say)."""
+async def transcribe_call(url: str, wav: Path, early_cuts: list[bool]) -> str:
+    """One Twilio call speaking `wav`; what the server heard (all its turns, in order).
+
+    Whether the server cut the turn early goes to `early_cuts`: its answer began before the
+    caller finished the utterance, or it made more than one turn of it.
+    """
     result = await place_call(
         CallerOptions(audio=[wav], url=url, wait_for_greeting=False, answer_timeout=8)
     )
     turns = (result.server_record or {}).get("turns", [])
-    turns_seen.append(len(turns))
+    finished = result.turns[0].last_frame_at if result.turns else 0.0
+    answered_early = any(at < finished for at, _ in result.media_arrivals)
+    early_cuts.append(answered_early or len(turns) > 1)
     return " ".join(t.get("user_text") or "" for t in turns).strip()
 
 
@@ -176,8 +185,8 @@ def call_path(items: list[Utterance], extra_env: dict[str, str]) -> dict[str, li
         async def run() -> None:
             for item in items:
                 for name, url in urls.items():
-                    turns = TURNS.setdefault(name, [])
-                    heard[name].append(await transcribe_call(url, item.wav, turns))
+                    cuts = EARLY_CUTS.setdefault(name, [])
+                    heard[name].append(await transcribe_call(url, item.wav, cuts))
                 said = " ".join(f"{name} [{texts[-1]}]" for name, texts in heard.items())
                 print(f"  {item.name}: {said}", flush=True)
 
@@ -246,14 +255,15 @@ def report(
         wer = corpus_wer(references, texts)
         exact = sum(words(h) == words(r) for h, r in zip(texts, references, strict=True))
         ratio = f"{wer / base:.2f}" if base else "n/a"
-        cuts = sum(n > 1 for n in TURNS.get(name, []))
+        cuts = sum(EARLY_CUTS.get(name, []))
         label = "plain Pipecat" if name == "baseline" else name
-        cut_text = f"{cuts}/{len(items)}" if name != "baseline" else ""
-        lines.append(f"| {label} | {wer:.3f} | {ratio} | {exact}/{len(items)} | {cut_text} |")
+        lines.append(
+            f"| {label} | {wer:.3f} | {ratio} | {exact}/{len(items)} | {cuts}/{len(items)} |"
+        )
     lines += [
         "",
-        "Early cut: an utterance our node answered as more than one turn (the turn ended while "
-        "the caller had more to say).",
+        "Early cut: the server's answer began before the caller finished the utterance, or it "
+        "made several turns of it (the turn ended while the caller had more to say).",
         "",
         "| utterance | reference | " + " | ".join(f"{n} | WER" for n in heard) + " |",
         "|---|---|" + "---|---:|" * len(heard),

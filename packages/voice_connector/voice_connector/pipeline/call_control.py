@@ -86,6 +86,13 @@ def prompt_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"llm": llm})
 
 
+TOOL_OPTIONS: dict[str, Any] = {"cancel_on_interruption": False}
+"""How the call-control tools are registered. In Pipecat 1.14 this makes them asynchronous, which
+adds its "ASYNC TOOLS" guidance (~130 tokens) to the system prompt: part of every request's
+prefix, so the warm-up registers its tools the same way. (Measured: without that guidance the
+bundled 0.5B model called `end_call` on unclear speech that it otherwise answers.)"""
+
+
 def tool_schemas(settings: Settings) -> list[FunctionSchema]:
     """The call-control tools a call of these settings offers: `end_call`, and `transfer_call`
     when its flavor has a target (what the first LLM request carries, warm-up included)."""
@@ -236,13 +243,10 @@ class CallController:
         """Offer `end_call` (and `transfer_call` when the flavor has a target) to the LLM."""
         if not self.settings.llm.tools or not hasattr(llm, "register_function"):
             return False
-        # Synchronous tools (Pipecat's default): in Pipecat 1.14 `cancel_on_interruption=False`
-        # makes a tool asynchronous, which appends ~130 tokens of "ASYNC TOOLS" guidance to
-        # every prompt. Both handlers return at once, so an interruption has nothing to cancel.
         functions = tool_schemas(self.settings)
-        llm.register_function(END_CALL_TOOL, self._on_end_call)
+        llm.register_function(END_CALL_TOOL, self._on_end_call, **TOOL_OPTIONS)
         if any(function.name == TRANSFER_TOOL for function in functions):
-            llm.register_function(TRANSFER_TOOL, self._on_transfer)
+            llm.register_function(TRANSFER_TOOL, self._on_transfer, **TOOL_OPTIONS)
         self.context.set_tools(ToolsSchema(standard_tools=functions))
         return True
 

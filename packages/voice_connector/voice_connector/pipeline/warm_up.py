@@ -21,7 +21,7 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 from voice_connector.config import Settings
-from voice_connector.pipeline.call_control import prompt_settings, tool_schemas
+from voice_connector.pipeline.call_control import TOOL_OPTIONS, prompt_settings, tool_schemas
 from voice_connector.services.factory import create_llm
 from voice_connector.services.llm.ollama import OllamaLLMService
 
@@ -43,7 +43,18 @@ async def first_turn_request(settings: Settings) -> dict | None:
     llm = create_llm(settings)
     if not isinstance(llm, OllamaLLMService):
         return None
-    return await llm.chat_request(first_turn_context(settings))
+    if settings.llm.tools:  # registered tools shape the system prompt Pipecat composes
+        for schema in tool_schemas(settings):
+            llm.register_function(schema.name, _never_called, **TOOL_OPTIONS)
+    context = first_turn_context(settings)
+    # What Pipecat 1.14's LLMService does on every context frame before a request: settle the
+    # tool registry and compose the system instruction from it (test_llm_warm_up holds this).
+    llm._sync_registered_tool_handlers(context.tools)
+    return await llm.chat_request(context)
+
+
+async def _never_called(params: object) -> None:
+    """The warm-up asks for one token: no tool call ever runs."""
 
 
 async def warm_up(settings: Settings) -> str:

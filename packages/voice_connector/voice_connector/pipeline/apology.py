@@ -8,15 +8,13 @@ silence or a refusal.
 
 from __future__ import annotations
 
-import time
-
 from loguru import logger
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
 
 from voice_connector.config import Settings
+from voice_connector.pipeline.builder import run_to_end
 from voice_connector.services import factory
 from voice_connector.services.outage import APOLOGY
 from voice_connector.telemetry.call_record import CallRecord
@@ -39,13 +37,8 @@ async def apologize(call: CallTransport, settings: Settings, record: CallRecord)
     call.attach(task, record)
     record.greeting = APOLOGY
     await task.queue_frames([TTSSpeakFrame(APOLOGY), EndFrame()])
-    runner = PipelineRunner(handle_sigint=False, handle_sigterm=False)
     try:
-        await runner.add_workers(task)
-        await runner.run()
+        await run_to_end(task, record, OUTCOME)
     finally:
-        record.ended_at = time.time()
-        if record.outcome == "active":
-            record.outcome = OUTCOME
         logger.info(f"call {call.info.call_id}: apology played, call ended ({record.outcome})")
     return record

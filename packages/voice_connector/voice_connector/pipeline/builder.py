@@ -168,6 +168,15 @@ async def run_call(
     if greeting:
         await task.queue_frame(TTSSpeakFrame(greeting))
     logger.info(f"call {info.call_id}: pipeline starts (flavor {settings.flavor})")
+    try:
+        await run_to_end(task, record, "completed")
+    finally:
+        logger.info(f"call {info.call_id}: ended ({record.outcome}, {len(record.turns)} turns)")
+    return record
+
+
+async def run_to_end(task: PipelineTask, record: CallRecord, outcome: str) -> None:
+    """Run one call's task until it ends; stamp the end and, if nothing else did, `outcome`."""
     runner = PipelineRunner(handle_sigint=False, handle_sigterm=False)
     try:
         await runner.add_workers(task)
@@ -175,6 +184,4 @@ async def run_call(
     finally:
         record.ended_at = time.time()
         if record.outcome == "active":
-            record.outcome = "completed"
-        logger.info(f"call {info.call_id}: ended ({record.outcome}, {len(record.turns)} turns)")
-    return record
+            record.outcome = outcome

@@ -4,30 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
 
 import httpx
-import pytest
-
-from media_node.app import create_app
-from tests.conftest import node_settings
-from tests.support.fakes import fake_services
-from tests.support.servers import ServerThread
-
-
-@pytest.fixture
-def node_with() -> Iterator[Callable[..., ServerThread]]:
-    servers: list[ServerThread] = []
-
-    def start(**env: str) -> ServerThread:
-        settings = node_settings(**env)
-        app = create_app(settings, services_override=lambda s, info: fake_services())
-        servers.append(ServerThread(app, node_settings=settings).start(wait_ready=False))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def closed_after(sock: socket.socket, limit: float) -> float | None:

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import httpx
 import pytest
 
-from media_node.app import create_app
 from tests.conftest import node_settings
-from tests.support.fakes import fake_services
-from tests.support.servers import ServerThread
 
 TOKEN = "priv-token-4d9e1c7a"
-
-
-@pytest.fixture
-def node_with() -> Iterator[Callable[..., ServerThread]]:
-    """`node_with(**env)`: a media node served with its own HTTP settings (media_node.server)."""
-    servers: list[ServerThread] = []
-
-    def start(**env: str) -> ServerThread:
-        settings = node_settings(**env)
-        app = create_app(settings, services_override=lambda s, info: fake_services())
-        servers.append(ServerThread(app, node_settings=settings).start(wait_ready=False))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 async def get(node, path: str, **headers: str) -> httpx.Response:  # type: ignore[no-untyped-def]

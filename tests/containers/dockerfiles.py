@@ -49,7 +49,7 @@ class Stage:
         return self.entrypoint + self.cmd
 
 
-def _instructions(text: str) -> list[tuple[str, str]]:
+def instructions(text: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     result: list[tuple[str, str]] = []
     pending = ""
@@ -82,7 +82,7 @@ def parse(path: Path) -> dict[str, Stage]:
     """Stages by name (the last, unnamed stage is also under "")."""
     stages: dict[str, Stage] = {}
     current: Stage | None = None
-    for keyword, args in _instructions(path.read_text()):
+    for keyword, args in instructions(path.read_text()):
         if keyword == "FROM":
             match = re.match(r"(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", args, re.IGNORECASE)
             assert match, args

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from tests.containers.dockerfiles import instructions
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_FILE = ROOT / "cloudbuild.yaml"
 REGISTRY_PREFIX = "${_REGION}-docker.pkg.dev/${PROJECT_ID}/voice-connector/"
@@ -91,17 +93,7 @@ def copy_sources(dockerfile: Path) -> list[tuple[str, str]]:
     """(stage, source) of every COPY/ADD that reads the build context (not `--from=`)."""
     found = []
     stage = ""
-    pending = ""
-    for raw in dockerfile.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line, pending = pending + line, ""
-        keyword, _, rest = line.partition(" ")
-        keyword = keyword.upper()
+    for keyword, rest in instructions(dockerfile.read_text()):
         if keyword == "FROM":
             match = re.search(r"\s+AS\s+(\S+)", rest, re.IGNORECASE)
             stage = match[1] if match else ""

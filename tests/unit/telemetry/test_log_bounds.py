@@ -135,9 +135,11 @@ def test_a_long_url_path_in_the_access_log_is_clipped(log_capture, monkeypatch) 
     access = logging.getLogger("uvicorn.access")
     # As the node runs uvicorn (log_config=None): the access logger hands its records to ours.
     # A test server started earlier with uvicorn's default logging config leaves it detached.
-    monkeypatch.setattr(access, "handlers", [])
-    monkeypatch.setattr(access, "propagate", True)
-    monkeypatch.setattr(access, "disabled", False)
+    for name in ("uvicorn.access", "uvicorn"):  # uvicorn's own config stops both propagating
+        attached = logging.getLogger(name)
+        monkeypatch.setattr(attached, "handlers", [])
+        monkeypatch.setattr(attached, "propagate", True)
+        monkeypatch.setattr(attached, "disabled", False)
     previous = access.level
     access.setLevel(logging.NOTSET)
     try:

@@ -343,6 +343,7 @@ class LineWriter:
         self._render = render
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self._dropped = 0
+        self._dropped_lock = threading.Lock()  # callers count, the writer takes the count
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
         atexit.register(self.stop)
@@ -352,7 +353,8 @@ class LineWriter:
         try:
             self._queue.put_nowait(message)
         except queue.Full:
-            self._dropped += 1
+            with self._dropped_lock:
+                self._dropped += 1
 
     def _run(self) -> None:
         while True:
@@ -363,8 +365,9 @@ class LineWriter:
                 item.set()
                 continue
             try:
-                if self._dropped:
+                with self._dropped_lock:
                     dropped, self._dropped = self._dropped, 0
+                if dropped:
                     self._stream.write(f"log writer: {dropped} lines dropped (queue full)\n")
                 self._stream.write(self._render(item))
                 self._stream.flush()

@@ -1,6 +1,7 @@
 """8 kHz ↔ 16 kHz resampler comparison on 20 ms chunks: latency (group delay) and CPU.
 
-One command, prints a table (not a test):  .venv/bin/python benchmarks/resampler.py
+One command, prints a table and writes benchmarks/results/resampler.md itself (not a test):
+    .venv/bin/python -m benchmarks.resampler
 Latency is measured, not taken from specs: a 20 ms-chunked stream containing a click goes through
 the stream resampler; delay = where the click lands in the output stream relative to the input
 (group delay) + how much audio the resampler holds back (fed but not yet emitted). CPU is
@@ -15,7 +16,10 @@ import time
 import numpy as np
 import soxr
 
+from benchmarks.context import RESULTS_DIR, RunContext, write_results
 from voice_connector.audio.resample import Downsampler2x, Upsampler2x
+
+RESULTS = RESULTS_DIR / "resampler.md"
 
 
 class Soxr:
@@ -87,6 +91,7 @@ def _alias_db(make) -> float:
 
 
 def main() -> None:
+    run = RunContext("resampler")
     options = {
         "soxr VHQ (Pipecat default)": (
             lambda: Soxr(8000, 16000, "VHQ"),
@@ -99,17 +104,29 @@ def main() -> None:
         "FIR polyphase 64 taps": (lambda: Fir(True, 64), lambda: Fir(False, 64)),
         "linear / plain decimation": (lambda: Linear(True), lambda: Linear(False)),
     }
-    print(
+    lines = [
         "| resampler | 8→16 delay | 16→8 delay | 8→16 CPU/chunk | 16→8 CPU/chunk "
-        "| 5 kHz alias (16→8) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|")
+        "| 5 kHz alias (16→8) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    print("\n".join(lines), flush=True)
     for name, (up, down) in options.items():
         up_ms, down_ms = _delay_ms(up, 8000, 16000), _delay_ms(down, 16000, 8000)
-        print(
+        lines.append(
             f"| {name} | {up_ms:.2f} ms | {down_ms:.2f} ms | {_cpu_us(up, 8000):.1f} µs "
             f"| {_cpu_us(down, 16000):.1f} µs | {_alias_db(down):.0f} dB |"
         )
+        print(lines[-1], flush=True)
+    write_results(
+        RESULTS,
+        "8 kHz ↔ 16 kHz resamplers",
+        run.line(
+            "20 ms chunks; delay = group delay + audio held back by the stream resampler; "
+            "CPU = best of 3 passes per 20 ms chunk, one direction; alias = a 5 kHz tone's "
+            "residue after 16→8 kHz"
+        ),
+        "\n".join(lines),
+    )
 
 
 if __name__ == "__main__":

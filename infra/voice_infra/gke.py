@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pulumi
 import pulumi_gcp as gcp
@@ -18,18 +19,9 @@ from voice_infra.k8s_manifests import (
     gpu_services,
 )
 from voice_infra.network import Network
+from voice_infra.node_pool import GpuAccelerator, NodePool, NodePoolArgs
 
 HpaAddonArgs = gcp.container.ClusterAddonsConfigHorizontalPodAutoscalingArgs
-GpuDriverArgs = gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # IAM roles do the limiting
-
-
-def taint(spec: dict[str, str]) -> gcp.container.NodePoolNodeConfigTaintArgs:
-    """k8s taint dict → GKE's spelling (`NoSchedule` → `NO_SCHEDULE`)."""
-    effect = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}[spec["effect"]]
-    return gcp.container.NodePoolNodeConfigTaintArgs(
-        key=spec["key"], value=spec["value"], effect=effect
-    )
 
 
 def kubeconfig(name: str, endpoint: str, ca_cert: str) -> str:
@@ -66,6 +58,89 @@ def kubeconfig(name: str, endpoint: str, ca_cert: str) -> str:
     )
 
 
+def cluster(
+    name: str, cfg: StackConfig, network: Network, opts: pulumi.ResourceOptions
+) -> gcp.container.Cluster:
+    """The cluster alone: its default pool goes, the pools are `NodePool`s of their own."""
+    return gcp.container.Cluster(
+        name,
+        project=cfg.project,
+        location=cfg.zone,
+        min_master_version=cfg.cluster_version,
+        release_channel=gcp.container.ClusterReleaseChannelArgs(channel="REGULAR"),
+        network=network.vpc.id,
+        subnetwork=network.gke_subnet.id,
+        networking_mode="VPC_NATIVE",
+        ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
+            cluster_secondary_range_name="pods", services_secondary_range_name="services"
+        ),
+        remove_default_node_pool=True,
+        initial_node_count=1,
+        workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+            workload_pool=f"{cfg.project}.svc.id.goog"
+        ),
+        addons_config=gcp.container.ClusterAddonsConfigArgs(
+            http_load_balancing=gcp.container.ClusterAddonsConfigHttpLoadBalancingArgs(
+                disabled=False
+            ),
+            horizontal_pod_autoscaling=HpaAddonArgs(disabled=False),
+        ),
+        monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
+            enable_components=["SYSTEM_COMPONENTS"],
+            managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(
+                enabled=True
+            ),
+        ),
+        deletion_protection=cfg.is_prod,
+        opts=opts,
+    )
+
+
+def pool_args(
+    cfg: StackConfig, network: Network, accounts: ServiceAccounts, cluster_name: pulumi.Input[str]
+) -> dict[str, NodePoolArgs]:
+    """Each pool's args by name suffix: system, media, then `<service>-gpu` per GPU service."""
+    pool = partial(NodePoolArgs, project=cfg.project, location=cfg.zone, cluster=cluster_name)
+    gpu_min, gpu_max = gpu_scale(cfg)
+    return {
+        "system": pool(
+            machine_type="e2-standard-4",
+            min_nodes=1,
+            max_nodes=3,
+            service_account=accounts.email("gpu"),
+            labels={POOL_LABEL: "system"},
+        ),
+        # hostNetwork pods cannot use Workload Identity: they act as the node's own (media) SA,
+        # and read the node's external IP from the GCE metadata server.
+        "media": pool(
+            machine_type=cfg.media_machine_type,
+            min_nodes=cfg.media_node_count,
+            # One node more than the HPA's maximum: a rollout's surge pod (maxSurge 1, one media
+            # pod per node) always has a node to go to, also at full scale.
+            max_nodes=cfg.media_node_max_count + 1,
+            service_account=accounts.email("media"),
+            labels={POOL_LABEL: "media"},
+            taints=[MEDIA_TAINT],
+            tags=[network.media_tag],
+            private=False,
+            workload_metadata="GCE_METADATA",
+        ),
+        **{
+            f"{service.name}-gpu": pool(
+                machine_type=cfg.gpu_machine_type,
+                min_nodes=gpu_min,
+                max_nodes=gpu_max,
+                service_account=accounts.email("gpu"),
+                labels={POOL_LABEL: service.name},
+                taints=[GPU_TAINT],
+                tags=[network.gpu_tag],
+                accelerator=GpuAccelerator(cfg.gpu_type),
+            )
+            for service in gpu_services()
+        },
+    }
+
+
 class GkeCluster(pulumi.ComponentResource):
     """Zonal cluster (GPUs are zonal; a regional cluster would triple every GPU pool)."""
 
@@ -80,144 +155,13 @@ class GkeCluster(pulumi.ComponentResource):
         super().__init__("voice-connector:infra:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         p = cfg.prefix
-        self.cluster = gcp.container.Cluster(
-            f"{p}-gke",
-            project=cfg.project,
-            location=cfg.zone,
-            min_master_version=cfg.cluster_version,
-            release_channel=gcp.container.ClusterReleaseChannelArgs(channel="REGULAR"),
-            network=network.vpc.id,
-            subnetwork=network.gke_subnet.id,
-            networking_mode="VPC_NATIVE",
-            ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
-                cluster_secondary_range_name="pods", services_secondary_range_name="services"
-            ),
-            remove_default_node_pool=True,
-            initial_node_count=1,
-            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
-                workload_pool=f"{cfg.project}.svc.id.goog"
-            ),
-            addons_config=gcp.container.ClusterAddonsConfigArgs(
-                http_load_balancing=gcp.container.ClusterAddonsConfigHttpLoadBalancingArgs(
-                    disabled=False
-                ),
-                horizontal_pod_autoscaling=HpaAddonArgs(disabled=False),
-            ),
-            monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
-                enable_components=["SYSTEM_COMPONENTS"],
-                managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(
-                    enabled=True
-                ),
-            ),
-            deletion_protection=cfg.is_prod,
-            opts=child,
-        )
-        # The autoscaler owns the node count once the pool exists: a changed initial count
-        # (e.g. mediaNodeCount) must not replace the pool, which would end every call on it.
-        pool = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.cluster], ignore_changes=["initialNodeCount"]
-        )
-
-        def node_pool(
-            suffix: str,
-            *,
-            machine_type: str,
-            min_nodes: int,
-            max_nodes: int,
-            account: str,
-            labels: dict[str, str],
-            taints: list[dict[str, str]],
-            tags: list[str],
-            private: bool,
-            **node_config: object,
-        ) -> gcp.container.NodePool:
-            return gcp.container.NodePool(
-                f"{p}-{suffix}",
-                project=cfg.project,
-                location=cfg.zone,
-                cluster=self.cluster.name,
-                initial_node_count=min_nodes,
-                autoscaling=gcp.container.NodePoolAutoscalingArgs(
-                    min_node_count=min_nodes, max_node_count=max_nodes
-                ),
-                management=gcp.container.NodePoolManagementArgs(
-                    auto_repair=True, auto_upgrade=True
-                ),
-                # Surge first: a media node is only removed once its replacement exists.
-                upgrade_settings=gcp.container.NodePoolUpgradeSettingsArgs(
-                    max_surge=1, max_unavailable=0
-                ),
-                network_config=gcp.container.NodePoolNetworkConfigArgs(
-                    enable_private_nodes=private
-                ),
-                node_config=gcp.container.NodePoolNodeConfigArgs(
-                    machine_type=machine_type,
-                    service_account=accounts.email(account),
-                    oauth_scopes=SCOPES,
-                    labels=labels,
-                    taints=[taint(t) for t in taints],
-                    tags=tags,
-                    **node_config,
-                ),
-                opts=pool,
-            )
-
-        self.system_pool = node_pool(
-            "system",
-            machine_type="e2-standard-4",
-            min_nodes=1,
-            max_nodes=3,
-            account="gpu",
-            labels={POOL_LABEL: "system"},
-            taints=[],
-            tags=[],
-            private=True,
-            workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
-                mode="GKE_METADATA"
-            ),
-        )
-        # hostNetwork pods cannot use Workload Identity: they act as the node's own (media) SA,
-        # and read the node's external IP from the GCE metadata server.
-        self.media_pool = node_pool(
-            "media",
-            machine_type=cfg.media_machine_type,
-            min_nodes=cfg.media_node_count,
-            # One node more than the HPA's maximum: a rollout's surge pod (maxSurge 1, one media
-            # pod per node) always has a node to go to, also at full scale.
-            max_nodes=cfg.media_node_max_count + 1,
-            account="media",
-            labels={POOL_LABEL: "media"},
-            taints=[MEDIA_TAINT],
-            tags=[network.media_tag],
-            private=False,
-            workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
-                mode="GCE_METADATA"
-            ),
-        )
-        self.gpu_pools = {
-            service.name: node_pool(
-                f"{service.name}-gpu",
-                machine_type=cfg.gpu_machine_type,
-                min_nodes=gpu_scale(cfg)[0],
-                max_nodes=gpu_scale(cfg)[1],
-                account="gpu",
-                labels={POOL_LABEL: service.name},
-                taints=[GPU_TAINT],
-                tags=[network.gpu_tag],
-                private=True,
-                guest_accelerators=[
-                    gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
-                        type=cfg.gpu_type,
-                        count=1,
-                        gpu_driver_installation_config=GpuDriverArgs(gpu_driver_version="LATEST"),
-                    )
-                ],
-                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
-                    mode="GKE_METADATA"
-                ),
-            )
-            for service in gpu_services()
+        self.cluster = cluster(f"{p}-gke", cfg, network, child)
+        self.pools = {
+            suffix: NodePool(f"{p}-{suffix}", args, child)
+            for suffix, args in pool_args(cfg, network, accounts, self.cluster.name).items()
         }
+        self.system_pool, self.media_pool = self.pools["system"], self.pools["media"]
+        self.gpu_pools = {s.name: self.pools[f"{s.name}-gpu"] for s in gpu_services()}
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
                 self.cluster.name,
@@ -228,9 +172,6 @@ class GkeCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{p}-k8s",
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[self.system_pool, self.media_pool, *self.gpu_pools.values()],
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.pools.values())),
         )
         self.register_outputs({"cluster": self.cluster.name, "endpoint": self.cluster.endpoint})

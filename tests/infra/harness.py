@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,19 +90,25 @@ def run_stack(
     stack: str, config: dict[str, str] | None = None, ini_text: str = INI_TEXT
 ) -> Stack:
     """Validate config and declare the stack exactly as `__main__` does, under mocks."""
-    mocks = RecordingMocks()
-    asyncio.set_event_loop(LOOP)  # Outputs of every run live on this one loop
-    runtime_settings.ROOT.set(None)  # a fresh root Stack resource per run
     set_stack_config({**BASE_CONFIG, **SECRET_VALUES, **(config or {})})
-    pulumi.runtime.set_mocks(mocks, project="voice-connector", stack=stack, preview=False)
     holder: dict[str, Deployment] = {}
 
     def program() -> None:
         cfg = load_config()
         holder["deployment"] = deploy(cfg, load_secrets(), ini_text)
 
+    resources = run_program(program, stack)
+    return Stack(holder["deployment"], resources)
+
+
+def run_program(program: Callable[[], object], stack: str = "dev") -> list[Recorded]:
+    """Run `program` (any Pulumi declarations) under mocks; every resource it registered."""
+    mocks = RecordingMocks()
+    asyncio.set_event_loop(LOOP)  # Outputs of every run live on this one loop
+    runtime_settings.ROOT.set(None)  # a fresh root Stack resource per run
+    pulumi.runtime.set_mocks(mocks, project="voice-connector", stack=stack, preview=False)
     pulumi.runtime.test(program)()
-    return Stack(holder["deployment"], mocks.resources)
+    return mocks.resources
 
 
 def is_secret_input(value: Any) -> bool:

@@ -23,6 +23,7 @@ def test_components_are_parents_of_their_resources(stacks: Stacks) -> None:
             "ServiceAccounts",
             "Network",
             "GkeCluster",
+            "NodePool",
             "ClusterWorkloads",
             "TwilioCloudRun",
             "TwilioFunctions",

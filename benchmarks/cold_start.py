@@ -49,7 +49,7 @@ def one_start(python: str, env: dict[str, str]) -> tuple[float, float, float]:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "VC_GENERAL_HTTP_HOST": "127.0.0.1",
                 "VC_GENERAL_HTTP_PORT": str(port), "VC_TRANSPORT_PROVIDERS": "twilio",
                 "VC_GENERAL_LOG_LEVEL": "WARNING", **env}
-    command = [python, "-c", "from voice_connector.cli import main; "
+    command = [python, "-c", "from media_node.cli import main; "
                "raise SystemExit(main(['run', '--no-local-llm']))"]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=full_env,

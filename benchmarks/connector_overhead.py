@@ -26,8 +26,8 @@ from pathlib import Path
 from benchmarks.voice_to_voice import wait_ready
 from tests.support.servers import free_port
 from tests.support.speech import speak
-from voice_connector.config import load_settings
 from voice_connector.loadtest.runner import LoadOptions, LoadReport, percentile, run_load
+from voice_connector_core.config import load_settings
 
 RESULTS = Path(__file__).parent / "results" / "connector_overhead.md"
 TARGET_P99_MS, TARGET_CALLS = 20.0, 50

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from voice_connector.models import qwen_gguf
+    from voice_connector_core.models import qwen_gguf
 
     gguf = qwen_gguf()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -37,7 +37,7 @@ from pipecat.transports.websocket.fastapi import (
 )
 
 from tests.support.fakes import FakeLLM, ToneTTS
-from voice_connector import models
+from voice_connector_core import models
 
 ANSWER = "Fine, thanks."
 

@@ -84,8 +84,8 @@ def english() -> list[bytes]:
     from piper import SynthesisConfig
 
     from ai_services.audio import resample_pcm16
-    from voice_connector import models
     from voice_connector.services import shared_models
+    from voice_connector_core import models
 
     voice = shared_models.piper_voice(*models.piper_joe_voice())
     config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
@@ -111,8 +111,8 @@ def korean() -> bytes:
 
 
 def whisper_local(clips: list[bytes], repeat: int) -> list[float]:
-    from voice_connector import models
     from voice_connector.services import shared_models
+    from voice_connector_core import models
 
     model = shared_models.whisper_model(models.whisper_tiny_en(), "int8")
     list(model.transcribe(np.zeros(RATE, dtype=np.float32), language="en")[0])  # warm-up
@@ -284,8 +284,8 @@ async def llm_rows(gguf: Path, label: str, repeat: int) -> list[tuple[str, str, 
 
 
 def piper_local_first_audio(repeat: int) -> list[float]:
-    from voice_connector import models
     from voice_connector.services import shared_models
+    from voice_connector_core import models
 
     voice = shared_models.piper_voice(*models.piper_joe_voice())
     list(voice.synthesize("Warm up."))
@@ -322,7 +322,7 @@ async def piper_ws_first_audio(base: str, repeat: int) -> list[float]:
 
 def vosk_dither_off() -> Path:
     """The bundled Korean model with `--dither=0` (reproducible decodes), linked into /tmp."""
-    from voice_connector.models import vosk_korean
+    from voice_connector_core.models import vosk_korean
 
     source, target = vosk_korean(), Path("/tmp/vc-bench-vosk-model")
     if not target.exists():
@@ -337,7 +337,7 @@ def vosk_dither_off() -> Path:
 
 
 async def main(repeat: int, llm_model: str) -> None:
-    from voice_connector import models
+    from voice_connector_core import models
 
     rows: list[tuple[str, str, str, str]] = []
     clips, ko = english(), korean()

@@ -119,7 +119,7 @@ def main() -> None:
         if args.turn_timeout_secs is not None:
             node_env["VC_TRANSPORT_USER_SPEECH_TIMEOUT_SECS"] = str(args.turn_timeout_secs)
         node = subprocess.Popen(
-            [sys.executable, "-m", "voice_connector.cli", "run", "--no-local-llm"],
+            [sys.executable, "-m", "media_node.cli", "run", "--no-local-llm"],
             env=node_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

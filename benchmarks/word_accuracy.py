@@ -202,8 +202,8 @@ def factors(items: list[Utterance]) -> list[str]:
     """WER decoding the 8 kHz audio straight through the model: upsampler × beam, with the
     upsampler's delay and the decode time (median per utterance, this busy machine)."""
     from benchmarks.resampler import Fir, Soxr, _delay_ms
-    from voice_connector import models
     from voice_connector.services import shared_models
+    from voice_connector_core import models
 
     model = shared_models.whisper_model(models.whisper_tiny_en(), "int8")
     upsamplers: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {

@@ -33,7 +33,7 @@ def engine(name: str, module: str, *args: str) -> Iterator[EngineProcess]:
 @pytest.fixture(scope="session")
 def qwen_ollama() -> Iterator[EngineProcess]:
     """The bundled Ollama-API server with the real Qwen2.5-Coder 0.5B (stands in for Ollama)."""
-    from voice_connector.models import QWEN_MODEL_NAME, qwen_gguf
+    from voice_connector_core.models import QWEN_MODEL_NAME, qwen_gguf
 
     yield from engine(
         "ollama-api (qwen)", "ai_services.ollama_api",
@@ -44,7 +44,7 @@ def qwen_ollama() -> Iterator[EngineProcess]:
 @pytest.fixture(scope="session")
 def smollm_ollama() -> Iterator[EngineProcess]:
     """The Ollama-API server with SmolLM2 135M: fast words for protocol tests."""
-    from voice_connector.models import smollm2_gguf
+    from voice_connector_core.models import smollm2_gguf
 
     yield from engine(
         "ollama-api (smollm2)", "ai_services.ollama_api", "--gguf", str(smollm2_gguf()),
@@ -72,7 +72,7 @@ def vosk_server() -> Iterator[EngineProcess]:
 @pytest.fixture(scope="session")
 def llama_ws_server() -> Iterator[EngineProcess]:
     """The legacy Llama WebSocket service with SmolLM2."""
-    from voice_connector.models import smollm2_gguf
+    from voice_connector_core.models import smollm2_gguf
 
     yield from engine(
         "llama-ws-server", "ai_services.llama_ws_server",
@@ -107,7 +107,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def node_settings(**env: str) -> Any:
     """Settings from the shipped INI file plus `VC_*` overrides (port and LLM URL set by tests)."""
-    from voice_connector.config import load_settings
+    from voice_connector_core.config import load_settings
 
     return load_settings("cfg/voice-connector.ini", env=env)
 

@@ -22,11 +22,11 @@ from flask import Request, Response, jsonify
 from loguru import logger
 from twilio.base.exceptions import TwilioRestException
 
-from voice_connector.config import ConfigError, Settings, load_settings
-from voice_connector.config.flavors import select_flavor
-from voice_connector.transports.twilio import cloud, webhook
-from voice_connector.transports.twilio.rest import rest_client
-from voice_connector.transports.twilio.twiml import connect_twiml
+from voice_connector_core.config import ConfigError, Settings, load_settings
+from voice_connector_core.config.flavors import select_flavor
+from voice_connector_core.twilio import cloud, webhook
+from voice_connector_core.twilio.rest import rest_client
+from voice_connector_core.twilio.twiml import connect_twiml
 
 TOKEN_ENV = "OUTBOUND_CALL_TOKEN"
 FROM_ENV = "OUTBOUND_FROM_NUMBER"

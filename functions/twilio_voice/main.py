@@ -14,7 +14,7 @@ import functions_framework
 from flask import Request, Response
 from loguru import logger
 
-from voice_connector.transports.twilio import cloud, webhook
+from voice_connector_core.twilio import cloud, webhook
 
 
 @functions_framework.http

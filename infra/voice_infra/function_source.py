@@ -1,4 +1,4 @@
-"""The Cloud Functions' deploy archives, built by `functions/vendor.py`: the builder a developer
+"""The Cloud Functions' deploy archives, built by `functions/archive.py`: the builder a developer
 runs by hand is the one the program uploads from, and the one the deploy rehearsal unpacks."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ BUILD_DIR = Path(tempfile.gettempdir()) / "voice-connector-functions"
 
 @cache
 def builder() -> ModuleType:
-    """`functions/vendor.py`, loaded from the checkout (it is a script, not an installed module)."""
-    path = FUNCTIONS_DIR / "vendor.py"
-    spec = importlib.util.spec_from_file_location("voice_connector_function_vendor", path)
+    """`functions/archive.py`, loaded from the checkout (a script, not an installed module)."""
+    path = FUNCTIONS_DIR / "archive.py"
+    spec = importlib.util.spec_from_file_location("voice_connector_function_archive", path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"function builder missing: {path}")
     module = importlib.util.module_from_spec(spec)

@@ -2,7 +2,7 @@
 
 Each function gets the connector's own configuration (`VC_*`, which its config loader accepts)
 plus the few function-only variables `functions/*/main.py` read (`OUTBOUND_*`,
-`STATUS_CALLBACK_URL`); the archive is built by `functions/vendor.py` and carries the stack's INI,
+`STATUS_CALLBACK_URL`); the archive is built by `functions/archive.py` and carries the stack's INI,
 so per-number flavors are the same as on the media nodes.
 """
 

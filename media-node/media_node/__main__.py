@@ -1,10 +1,12 @@
-"""`python -m media_node`: run the media node (same as `voice-connector run`)."""
+"""`python -m media_node [COMMAND]`: the `voice-connector` command; with no command, `run`."""
 
-from voice_connector.cli import main as cli_main
+import sys
+
+from media_node.cli import main as cli_main
 
 
 def main() -> None:
-    cli_main(["run"])
+    raise SystemExit(cli_main(sys.argv[1:] or ["run"]))
 
 
 if __name__ == "__main__":

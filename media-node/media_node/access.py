@@ -14,8 +14,8 @@ import hmac
 
 from fastapi import HTTPException, Request
 
-from voice_connector.config import Settings
-from voice_connector.netaccess import Networks, client_address
+from voice_connector_core.config import Settings
+from voice_connector_core.netaccess import Networks, client_address
 
 
 class PrivateAccess:

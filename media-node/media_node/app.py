@@ -28,14 +28,14 @@ from media_node.health import (
     flavor_needs,
     optional_probes,
 )
-from voice_connector.config import Settings
 from voice_connector.pipeline.warm_up import warm_up
 from voice_connector.services import factory
 from voice_connector.telemetry import metrics as node_metrics
-from voice_connector.telemetry.logging import TraceContextMiddleware, set_phone_masking
 from voice_connector.transports.base import TransportProvider
 from voice_connector.transports.factory import TransportFactory
-from voice_connector.workers import WorkerShard
+from voice_connector_core.config import Settings
+from voice_connector_core.logs import TraceContextMiddleware, set_phone_masking
+from voice_connector_core.workers import WorkerShard
 
 LiveCheck = Callable[[], tuple[bool, str]]
 """A readiness check asked at the moment (e.g. the bundled LLM server's supervisor)."""

@@ -11,14 +11,14 @@ from typing import Any
 
 from loguru import logger
 
-from voice_connector.config import Settings
 from voice_connector.pipeline.apology import apologize
 from voice_connector.pipeline.builder import CallServices, run_call
-from voice_connector.shared_files import ExpirySweeper, key_path, read_json, write_json
 from voice_connector.telemetry import metrics
 from voice_connector.telemetry.call_record import CallRecord
-from voice_connector.telemetry.logging import call_context
 from voice_connector.transports.base import CallRefused, CallTransport
+from voice_connector_core.config import Settings
+from voice_connector_core.logs import call_context
+from voice_connector_core.shared_files import ExpirySweeper, key_path, read_json, write_json
 
 RECENT_CALLS = 200
 SHARED_RECORD_SECONDS = 3600

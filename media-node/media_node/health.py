@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 import aiohttp
 from loguru import logger
 
-from voice_connector.config import Settings
 from voice_connector.services.llm.ollama_models import ensure_model
-from voice_connector.shared_files import read_json, write_json
+from voice_connector_core.config import Settings
+from voice_connector_core.shared_files import read_json, write_json
 
 Probe = Callable[[], Awaitable[tuple[bool, str]]]
 Report = Callable[[str, bool, str], None]

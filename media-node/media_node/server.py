@@ -18,7 +18,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from voice_connector.config import Settings
+from voice_connector_core.config import Settings
 
 MAX_HEADER_BYTES = 16 * 1024
 """Largest request head (request line and headers) h11 buffers before answering 400."""

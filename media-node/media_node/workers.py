@@ -31,10 +31,10 @@ from typing import Any
 from loguru import logger
 from prometheus_client import multiprocess
 
-from voice_connector.config import Settings
-from voice_connector.telemetry.logging import config_secrets, setup_logging
 from voice_connector.telemetry.metrics import MULTIPROCESS_DIR_ENV
-from voice_connector.workers import WorkerShard
+from voice_connector_core.config import Settings
+from voice_connector_core.logs import config_secrets, setup_logging
+from voice_connector_core.workers import WorkerShard
 
 DEFAULT_APP_FACTORY = "media_node.app:create_app"
 RESTART_DELAY_SECS = 1.0

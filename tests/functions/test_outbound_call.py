@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.functions.conftest import ACCOUNT_SID, AUTH_TOKEN
-from voice_connector.transports.twilio.security import CallTokens
+from voice_connector_core.twilio.security import CallTokens
 
 BEARER = "outbound-secret-5e6f7a8b9c"
 REQUEST = {"to": "+15559876543", "from": "+15551230000"}

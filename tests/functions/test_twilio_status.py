@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.functions.conftest import AUTH_TOKEN
-from voice_connector.transports.twilio.security import sign
+from voice_connector_core.twilio.security import sign
 
 URL = "http://localhost/"
 STATUSES = ["initiated", "ringing", "in-progress", "completed"]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.functions.conftest import AUTH_TOKEN, readyz_app
 from tests.support.servers import ServerThread
-from voice_connector.transports.twilio.security import CallTokens, sign
+from voice_connector_core.twilio.security import CallTokens, sign
 
 URL = "http://localhost/"
 FORM = {

@@ -12,7 +12,6 @@ import socket
 
 from tests.fuzz.app_inputs import event_datagram
 from tests.fuzz.sip_media_inputs import fuzz_count, fuzz_rng
-from voice_connector.config import Settings
 from voice_connector.transports.opensips.events import (
     EventError,
     EventListener,
@@ -20,6 +19,7 @@ from voice_connector.transports.opensips.events import (
     parse_event,
 )
 from voice_connector.transports.opensips.provider import MAX_LOGGED_KINDS, OpenSIPSProvider
+from voice_connector_core.config import Settings
 
 LOCAL = "127.0.0.1"
 MAX_REASONS = 16

@@ -15,7 +15,7 @@ from loguru import logger
 
 from tests.fuzz.app_inputs import log_line
 from tests.fuzz.sip_media_inputs import fuzz_count, fuzz_rng
-from voice_connector.telemetry.logging import (
+from voice_connector_core.logs import (
     MAX_MESSAGE_CHARS,
     REDACTED,
     Redactor,

@@ -21,7 +21,7 @@ from tests.fuzz.sip_media_inputs import fuzz_count, fuzz_rng
 from tests.integration.twilio.hostile import node_log
 from tests.support.fakes import fake_services
 from tests.support.servers import ServerThread
-from voice_connector.transports.twilio.security import sign
+from voice_connector_core.twilio.security import sign
 
 AUTH_TOKEN = "tw-fuzz-token-5e2b"
 ACCOUNT_SID = "AC" + "1" * 32

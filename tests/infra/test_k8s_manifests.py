@@ -228,7 +228,7 @@ def test_media_node_env_points_at_cluster_services_and_secrets() -> None:
 
 def test_media_node_env_uses_only_variables_the_connector_accepts() -> None:
     """The node refuses unknown VC_* variables at start-up: keep infra and schema in step."""
-    loader = pytest.importorskip("voice_connector.config.loader")
+    loader = pytest.importorskip("voice_connector_core.config.loader")
     known = {
         loader.env_name(section, key)
         for section, model in loader.SECTIONS.items()

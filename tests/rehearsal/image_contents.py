@@ -5,20 +5,17 @@ command in the project venv, which holds every package of every image. To run it
 image has and no more, the distributions the image never installs are made unimportable in the
 process (`blocker/sitecustomize.py`). The list comes from the same source the build uses: the
 stage's `pip install` / `pip uninstall` lines, the pyprojects and extras they name, the requirement
-files they read (`docker/requirements_of.py` is called as the Dockerfile calls it), and the
-dependency metadata of what is installed here.
+files they read, and the dependency metadata of what is installed here.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import importlib.util
 import re
 import shlex
 import tomllib
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -26,19 +23,6 @@ from packaging.utils import canonicalize_name
 
 from tests.containers.dockerfiles import parse
 from tests.rehearsal.build_files import ROOT, ImageBuild
-
-
-def _load_requirements_of() -> ModuleType:
-    """`docker/requirements_of.py`: the Dockerfile's own requirement reader, called the same way."""
-    path = ROOT / "docker" / "requirements_of.py"
-    spec = importlib.util.spec_from_file_location("requirements_of", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-requirements_of = _load_requirements_of()
 
 BLOCKER_DIR = Path(__file__).resolve().parent / "blocker"
 BLOCKED_ENV = "REHEARSAL_IMAGE_BLOCKED"
@@ -91,23 +75,15 @@ def requirements(build: ImageBuild) -> tuple[set[str], set[str], set[str]]:
     wanted: set[str] = set()
     alone: set[str] = set()
     removed: set[str] = set()
-    generated: dict[str, list[str]] = {}
     for run in stage.runs:
         for argv in _pip_commands(run, stage.args):
-            if "requirements_of.py" in " ".join(argv[:2]) and ">" in argv:
-                pyproject, *rest = argv[2 : argv.index(">")]
-                extras = [a for a in rest if not a.startswith("--") and a not in _excluded(rest)]
-                target = argv[argv.index(">") + 1]
-                generated[target] = requirements_of.requirements(
-                    str(ROOT / pyproject), extras, _excluded(rest)
-                )
-            elif argv[:2] == ["pip", "install"]:
+            if argv[:2] == ["pip", "install"]:
                 no_deps = "--no-deps" in argv
                 items = [a for a in argv[2:] if a != "--no-deps"]
                 for index, item in enumerate(items):
                     if item == "-r":
                         target = items[index + 1]
-                        wanted.update(generated.get(target) or _requirement_file(stage, target))
+                        wanted.update(_requirement_file(stage, target))
                     elif index and items[index - 1] == "-r":
                         continue
                     elif item in BUILT_WHEELS:
@@ -124,10 +100,6 @@ def requirements(build: ImageBuild) -> tuple[set[str], set[str], set[str]]:
             elif argv[:3] == ["pip", "uninstall", "-y"]:
                 removed.update(canonicalize_name(n) for n in argv[3:])
     return wanted, alone, removed
-
-
-def _excluded(args: list[str]) -> list[str]:
-    return [args[i + 1] for i, a in enumerate(args) if a == "--exclude"]
 
 
 def _requirement_file(stage: object, path: str) -> list[str]:

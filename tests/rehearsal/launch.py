@@ -26,7 +26,7 @@ from tests.containers.procs import Process
 from tests.rehearsal.build_files import ImageBuild, image_builds
 from tests.rehearsal.image_contents import blocker_env
 from tests.rehearsal.rendered import Container, Rendered
-from voice_connector.models import cache_dir
+from voice_connector_core.models import cache_dir
 
 VENV_BIN = Path(sys.executable).parent
 MODEL_CACHE_ENV = "VOICE_CONNECTOR_MODEL_CACHE"

@@ -16,9 +16,9 @@ import pytest
 
 from tests.rehearsal.launch import image_stage
 from tests.rehearsal.rendered import ROOT, Container, Function, render_stack, rendered
-from voice_connector.config import ConfigError, load_settings
-from voice_connector.config.loader import DEFAULT_CONFIG_PATH, env_name
-from voice_connector.config.schema import SECTIONS
+from voice_connector_core.config import ConfigError, load_settings
+from voice_connector_core.config.loader import DEFAULT_CONFIG_PATH, env_name
+from voice_connector_core.config.schema import SECTIONS
 
 NODE_CODE = [ROOT / "packages" / "voice_connector", ROOT / "media-node" / "media_node"]
 AI_CODE = [ROOT / "packages" / "ai_services" / "ai_services"]

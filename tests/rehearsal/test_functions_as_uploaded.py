@@ -34,16 +34,21 @@ CALL_SID = "CA" + "7" * 32
 
 
 def function_venv(requirements: Path) -> Path:
-    """A venv holding only `requirements` (PyPI), kept per requirements content between runs."""
-    digest = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:12]
+    """A venv holding only `requirements` (PyPI and the files the archive carries), installed from
+    the archive's directory as Cloud Functions' build does, kept per content between runs."""
+    source = requirements.parent
+    local = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix == ".whl")
+    content = requirements.read_bytes() + b"".join(p.read_bytes() for p in local)
+    digest = hashlib.sha256(content + sys.version.encode()).hexdigest()[:12]
     venv = VENV_CACHE / f"functions-{digest}"
     stamp = venv / ".complete"
     if not stamp.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run(
             [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-             "-r", str(requirements)],
+             "-r", requirements.name],
             check=True,
+            cwd=source,  # the archive's relative paths (its core wheel) resolve from here
         )
         stamp.touch()
     return venv

@@ -25,7 +25,7 @@ def test_ollama_image_entrypoint_serves_the_models_the_nodes_ask_for(
     tags = httpx.get(f"http://127.0.0.1:{ollama.launch.port}/api/tags").json()
     served = {m["name"] for m in tags["models"]}
     asked = {stack.containers["cloud-run"].env.get("VC_LLM_MODEL") or ""} - {""}
-    from voice_connector.config import load_settings
+    from voice_connector_core.config import load_settings
 
     settings = load_settings(Path(__file__).resolve().parents[2] / "cfg" / "voice-connector.ini")
     asked |= {settings.llm.model}
@@ -67,7 +67,7 @@ def test_in_process_engines_the_env_asks_for_are_in_the_image(
     ready (the engine's import fails at preload): caught here without starting it."""
     from tests.rehearsal.image_contents import installed
     from tests.rehearsal.launch import image_stage
-    from voice_connector.config import load_settings
+    from voice_connector_core.config import load_settings
 
     container = stack.containers[workload]
     build, _ = image_stage(container.image)

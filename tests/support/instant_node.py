@@ -19,11 +19,11 @@ from fastapi import FastAPI
 from media_node import lifecycle
 from media_node.app import create_app
 from tests.support.fakes import FakeLLM, ToneTTS, fake_services
-from voice_connector.config import Settings, load_settings
 from voice_connector.pipeline.builder import CallServices
 from voice_connector.services import factory
-from voice_connector.telemetry.logging import setup_logging
-from voice_connector.workers import WorkerShard
+from voice_connector_core.config import Settings, load_settings
+from voice_connector_core.logs import setup_logging
+from voice_connector_core.workers import WorkerShard
 
 
 def real_stt_services(settings: Settings, call_id: str) -> CallServices:

@@ -10,8 +10,8 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
-from voice_connector import models
 from voice_connector.services import shared_models
+from voice_connector_core import models
 
 
 def normalize(text: str) -> str:

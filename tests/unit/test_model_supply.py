@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from voice_connector import models
+from voice_connector_core import models
 
 
 @pytest.fixture

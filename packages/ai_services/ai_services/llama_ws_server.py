@@ -134,7 +134,7 @@ def build_app(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from voice_connector.models import qwen_gguf
+    from voice_connector_core.models import qwen_gguf
 
     parser = base_parser("ai_services.llama_ws_server", "Legacy Llama WebSocket LLM server", 8765)
     parser.add_argument("--gguf", type=Path, default=None, help="GGUF model file")

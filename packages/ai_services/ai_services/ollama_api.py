@@ -336,7 +336,7 @@ def build_app(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from voice_connector.models import QWEN_MODEL_NAME, qwen_gguf
+    from voice_connector_core.models import QWEN_MODEL_NAME, qwen_gguf
 
     parser = base_parser("ai_services.ollama_api", "Ollama-API server backed by llama.cpp", 11434)
     parser.add_argument("--gguf", type=Path, default=None, help="GGUF model file")

@@ -158,7 +158,7 @@ def build_app(settings: Settings) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from voice_connector.models import piper_joe_voice
+    from voice_connector_core.models import piper_joe_voice
 
     parser = base_parser("ai_services.piper_ws_server", "Piper TTS WebSocket server", 8000)
     parser.add_argument("--voice", type=Path, default=None, help="voice .onnx file")

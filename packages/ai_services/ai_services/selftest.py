@@ -73,7 +73,7 @@ QUESTION = "Hi, until what time are you open on Saturday, and can I collect my o
 
 def default_gguf() -> Path:
     """The bundled model the node serves by default."""
-    from voice_connector.models import qwen_gguf
+    from voice_connector_core.models import qwen_gguf
 
     return qwen_gguf()
 

@@ -42,7 +42,7 @@ from ai_services.common import (
     serve,
     set_call_id,
 )
-from voice_connector.models import with_dither
+from voice_connector_core.models import with_dither
 
 log = logging.getLogger("ai_services.vosk")
 EOF_MESSAGE = '{"eof" : 1}'
@@ -195,7 +195,7 @@ def build_app(settings: Settings) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from voice_connector.models import vosk_korean
+    from voice_connector_core.models import vosk_korean
 
     parser = base_parser("ai_services.vosk_server", "Vosk STT WebSocket server", 2700)
     parser.add_argument("--model", type=Path, default=None, help="Vosk model dir")

@@ -310,7 +310,7 @@ async def _stream_session(ws: WebSocket, svc: WhisperService) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from voice_connector.models import whisper_tiny_en
+    from voice_connector_core.models import whisper_tiny_en
 
     parser = base_parser("ai_services.whisper_service", "faster-whisper STT server", 9000)
     parser.add_argument("--model", type=Path, default=None, help="CTranslate2 Whisper model dir")

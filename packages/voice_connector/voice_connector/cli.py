@@ -1,9 +1,11 @@
-"""`voice-connector`: run the media node, check the config, place a simulated call.
+"""The connector's commands: check the config, place a simulated call, load a node.
+
+The `voice-connector` command (installed by media-node, which adds `run`) is this parser plus
+`run`; `python -m voice_connector.cli` gives these commands alone.
 
 voice-connector config check [--config FILE]   validate; print every problem; exit 2 if any
 voice-connector config show  [--config FILE]   effective config (env applied, secrets hidden)
 voice-connector config migrate OLD.ini          an OpenSIPS AI Voice Connector INI, in this format
-voice-connector run          [--config FILE]   the media node (starts a local LLM if needed)
 voice-connector call --audio FILE.wav          a simulated Twilio caller
 """
 
@@ -12,14 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from voice_connector.config import ConfigError, Settings, load_settings
+from voice_connector_core.config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
 
 
-def _load(path: str | None) -> Settings:
+def load_or_exit(path: str | None) -> Settings:
+    """The settings, or every problem printed and exit code 2."""
     try:
         return load_settings(path, require_file=path is not None)
     except ConfigError as exc:
@@ -32,7 +36,7 @@ def _load(path: str | None) -> Settings:
 def _config(args: argparse.Namespace) -> int:
     if args.action == "migrate":
         return _migrate(args.file or args.config)
-    settings = _load(args.config)
+    settings = load_or_exit(args.config)
     if args.action == "check":
         print(f"configuration OK ({settings.source})")
         return 0
@@ -45,7 +49,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _migrate(path: str | None) -> int:
-    from voice_connector.config.loader import migrate
+    from voice_connector_core.config.loader import migrate
 
     if not path:
         print("give the file to migrate: voice-connector config migrate OLD.ini", file=sys.stderr)
@@ -60,20 +64,13 @@ def _migrate(path: str | None) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
-    from voice_connector.runner import run_node
-
-    return run_node(settings, start_local_llm_server=not args.no_local_llm)
-
-
 def _spoken(text: str) -> Path:
     """`text` spoken by the bundled Piper voice, as a WAV the caller can send."""
     import tempfile
     import wave
 
-    from voice_connector import models
     from voice_connector.services import shared_models
+    from voice_connector_core import models
 
     voice = shared_models.piper_voice(*models.piper_joe_voice())
     path = Path(tempfile.mkstemp(prefix="caller-", suffix=".wav")[1])
@@ -123,24 +120,21 @@ def _load_test(args: argparse.Namespace) -> int:
     return 0 if report.completed else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+CommandAdder = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def build_parser(more_commands: CommandAdder | None = None) -> argparse.ArgumentParser:
+    """The commands' parser; `more_commands` adds an app's own (media-node adds `run`)."""
     parser = argparse.ArgumentParser(prog="voice-connector", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    if more_commands is not None:
+        more_commands(commands)
 
     config = commands.add_parser("config", help="check or show the configuration")
     config.add_argument("action", choices=["check", "show", "migrate"])
     config.add_argument("file", nargs="?", help="migrate: the file in the old format")
     config.add_argument("--config", help="INI file (default cfg/voice-connector.ini)")
     config.set_defaults(func=_config)
-
-    run = commands.add_parser("run", help="run the media node")
-    run.add_argument("--config", help="INI file (default cfg/voice-connector.ini)")
-    run.add_argument(
-        "--no-local-llm",
-        action="store_true",
-        help="never start the bundled Ollama-API server, even if no Ollama answers",
-    )
-    run.set_defaults(func=_run)
 
     call = commands.add_parser("call", help="place a simulated Twilio call")
     call.add_argument("--audio", nargs="+", help="WAV file(s), one per turn")
@@ -177,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Parse and run one command (`parser`: this one with more commands added)."""
+    args = (parser or build_parser()).parse_args(argv)
     return int(args.func(args) or 0)
 
 

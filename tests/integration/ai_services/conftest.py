@@ -48,7 +48,7 @@ def start_server() -> Iterator[Any]:
 def piper_voice() -> Any:
     from piper import PiperVoice
 
-    from voice_connector.models import piper_joe_voice
+    from voice_connector_core.models import piper_joe_voice
 
     onnx, config = piper_joe_voice()
     return PiperVoice.load(str(onnx), config_path=str(config))

@@ -48,7 +48,7 @@ def test_a_hung_child_fails_after_the_timeout(tmp_path) -> None:
 @pytest.mark.slow
 def test_the_installed_build_decodes_a_realistic_prompt() -> None:
     """The check `make setup` runs, on the small test model: several hundred tokens decoded."""
-    from voice_connector.models import smollm2_gguf
+    from voice_connector_core.models import smollm2_gguf
 
     passed, message = selftest.run(smollm2_gguf(), "installed")
     assert passed, message

@@ -208,7 +208,7 @@ async def test_websocket_errors_keep_the_session(whisper_server, english_16k):
 async def test_full_queue_is_refused_then_service_recovers(english_16k, start_server):
     """One worker and no waiting room: concurrent requests beyond one get 503 / WS error."""
     from ai_services.whisper_service import Settings, build_app
-    from voice_connector.models import whisper_tiny_en
+    from voice_connector_core.models import whisper_tiny_en
 
     server = start_server(build_app(Settings(whisper_tiny_en(), workers=1, max_queue=0)))
     pcm = english_16k[SENTENCE]

@@ -26,7 +26,7 @@ from tests.support.speech import wer
 from voice_connector.caller.opensips_double import OpenSIPSDouble
 from voice_connector.caller.sip_caller import SimulatedSipCall, SipCallerOptions
 from voice_connector.caller.twilio_caller import CallerOptions, place_call
-from voice_connector.config import load_settings
+from voice_connector_core.config import load_settings
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ from tests.support.servers import free_port
 from voice_connector.caller.opensips_double import OpenSIPSDouble
 from voice_connector.caller.sip_caller import SimulatedSipCall, SipCallerOptions
 from voice_connector.caller.twilio_caller import CallerOptions, place_call
-from voice_connector.config import load_settings
 from voice_connector.services.outage import APOLOGY
+from voice_connector_core.config import load_settings
 
 pytestmark = pytest.mark.slow
 

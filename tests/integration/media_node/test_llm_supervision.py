@@ -34,7 +34,7 @@ RESTART_AFTER_SECS = 20.0
 @pytest.fixture
 def supervised() -> Iterator[tuple[ServerThread, LocalLLMServer]]:
     from media_node.app import create_app
-    from voice_connector.models import smollm2_gguf
+    from voice_connector_core.models import smollm2_gguf
 
     settings = node_settings(
         VC_LLM_URL=f"http://127.0.0.1:{free_port()}",

@@ -21,9 +21,9 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
-from voice_connector.config import Settings
-from voice_connector.config.flavors import FlavorSelector
-from voice_connector.config.schema import FlavorSettings
+from voice_connector_core.config import Settings
+from voice_connector_core.config.flavors import FlavorSelector
+from voice_connector_core.config.schema import FlavorSettings
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 

@@ -21,7 +21,7 @@ KOREAN = "하나 둘 셋 넷 다섯 오늘 날씨가 좋네요"
 @pytest.fixture(scope="session")
 def vosk_model() -> Path:
     """The bundled Korean Vosk model with Kaldi's dither off: the same audio, the same words."""
-    from voice_connector.models import vosk_korean, with_dither
+    from voice_connector_core.models import vosk_korean, with_dither
 
     return with_dither(vosk_korean(), 0.0)
 

@@ -154,8 +154,8 @@ def piper_speech(text: str) -> bytes:
     from piper import SynthesisConfig
 
     from ai_services.audio import resample_pcm16
-    from voice_connector import models
     from voice_connector.services import shared_models
+    from voice_connector_core import models
 
     voice = shared_models.piper_voice(*models.piper_joe_voice())
     config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)

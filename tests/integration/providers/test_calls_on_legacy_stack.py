@@ -151,8 +151,8 @@ def hear_mulaw(mulaw: bytes) -> str:
     """What Whisper tiny.en hears in the bot's 8 kHz μ-law audio."""
     import soxr
 
-    from voice_connector import models
     from voice_connector.services import shared_models
+    from voice_connector_core import models
 
     pcm = ulaw_decode(mulaw).astype(np.float32) / 32768.0
     audio = soxr.resample(pcm, 8000, 16000).astype(np.float32)

@@ -24,8 +24,8 @@ from tests.support.legacy_ini import ORIGINAL_DOCKER_INI, ORIGINAL_INI
 from tests.support.servers import ServerThread, free_port, run_server
 from voice_connector.caller.opensips_double import OpenSIPSDouble
 from voice_connector.caller.sip_caller import SimulatedSipCall, SipCallerOptions
-from voice_connector.config import load_settings
 from voice_connector.transports.opensips.sdp import parse_offer
+from voice_connector_core.config import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def piper_named_as_in_the_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     from ai_services.piper_ws_server import Settings, build_app
-    from voice_connector.models import piper_joe_voice
+    from voice_connector_core.models import piper_joe_voice
 
     onnx, config = piper_joe_voice()
     directory = tmp_path_factory.mktemp("voices")

@@ -16,10 +16,10 @@ from pipecat.frames.frames import (
 )
 
 from tests.integration.providers.harness import RATE, Harness, wer
-from voice_connector import models
 from voice_connector.services import shared_models
 from voice_connector.services.tts.piper_ws import RemotePiperTTSService
 from voice_connector.services.ws_client import Backoff
+from voice_connector_core import models
 
 pytestmark = pytest.mark.slow
 SENTENCE = "Your table for two is booked for seven o'clock tomorrow evening."

@@ -25,7 +25,7 @@ from tests.support.fakes import FakeSTT, ToneTTS
 from voice_connector.caller.twilio_caller import CallerOptions, place_call
 from voice_connector.pipeline.builder import CallServices
 from voice_connector.services import factory
-from voice_connector.telemetry.logging import config_secrets, setup_logging
+from voice_connector_core.logs import config_secrets, setup_logging
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import httpx
 from loguru import logger
 
 from tests.integration.twilio.stream_client import start_message
-from voice_connector.telemetry.logging import setup_logging
+from voice_connector_core.logs import setup_logging
 
 
 def media(payload: bytes) -> str:

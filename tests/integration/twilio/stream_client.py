@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from voice_connector.transports.twilio.security import CallTokens
+from voice_connector_core.twilio.security import CallTokens
 
 
 def start_message(call_sid: str, parameters: dict[str, str] | None = None) -> str:

@@ -28,7 +28,7 @@ from tests.integration.twilio.hostile import (
 )
 from tests.integration.twilio.stream_client import open_stream
 from tests.support.fakes import fake_services
-from voice_connector.transports.twilio.security import sign
+from voice_connector_core.twilio.security import sign
 
 POLICY_VIOLATION = 1008
 

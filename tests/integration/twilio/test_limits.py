@@ -69,7 +69,7 @@ async def test_real_node_process_enforces_max_message_bytes(tmp_path) -> None:  
         "VC_GENERAL_HTTP_HOST": "127.0.0.1",
         "VC_TWILIO_MAX_MESSAGE_BYTES": "2048",
     }
-    command = [sys.executable, "-m", "voice_connector.cli", "run", "--no-local-llm"]
+    command = [sys.executable, "-m", "media_node.cli", "run", "--no-local-llm"]
     process = await asyncio.create_subprocess_exec(
         *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )

@@ -13,7 +13,7 @@ from tests.integration.twilio.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.integration.twilio.stream_client import open_stream, signed_parameters
 from tests.support.fakes import fake_services
 from voice_connector.caller.twilio_caller import CallerOptions, place_call
-from voice_connector.transports.twilio.security import CallTokens, sign
+from voice_connector_core.twilio.security import CallTokens, sign
 
 POLICY_VIOLATION = 1008
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from voice_connector.config import ConfigError, load_settings
+from voice_connector_core.config import ConfigError, load_settings
 
 SHIPPED = Path("cfg/voice-connector.ini")
 

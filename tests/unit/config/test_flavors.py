@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from voice_connector.config import load_settings
-from voice_connector.config.flavors import FlavorSelector, select_flavor
+from voice_connector_core.config import load_settings
+from voice_connector_core.config.flavors import FlavorSelector, select_flavor
 
 seen_queries: list[dict[str, str]] = []
 

@@ -10,9 +10,9 @@ import pytest
 
 from tests.support.legacy_ini import ORIGINAL_DOCKER_INI, ORIGINAL_INI
 from voice_connector.cli import main
-from voice_connector.config import ConfigError, Settings, load_settings
-from voice_connector.config.legacy import RULES, SHARED_SECTIONS, scan
-from voice_connector.config.loader import migrate
+from voice_connector_core.config import ConfigError, Settings, load_settings
+from voice_connector_core.config.legacy import RULES, SHARED_SECTIONS, scan
+from voice_connector_core.config.loader import migrate
 
 MARKER = "[sip]\nport = 8089\n"
 """A legacy-only line, so a snippet of shared-section keys is read as the legacy format."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from voice_connector.config.reference import render
-from voice_connector.config.schema import SECTIONS
+from voice_connector_core.config.reference import render
+from voice_connector_core.config.schema import SECTIONS
 
 
 def test_configuration_page_is_generated_from_the_schema() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from media_node.app import NodeState
 from media_node.health import DependencyMonitor, flavor_needs, optional_probes
-from voice_connector.config import load_settings
+from voice_connector_core.config import load_settings
 
 CONFIG = """
 [general]

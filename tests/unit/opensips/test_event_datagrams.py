@@ -42,9 +42,9 @@ def test_hostile_events_raise_event_error_not_a_traceback(data, reason):
 
 
 def test_invented_method_names_do_not_grow_the_warned_set():
-    from voice_connector.config import Settings
     from voice_connector.transports.opensips.events import UaSessionEvent
     from voice_connector.transports.opensips.provider import MAX_LOGGED_KINDS, OpenSIPSProvider
+    from voice_connector_core.config import Settings
 
     provider = OpenSIPSProvider(Settings().opensips)
     for index in range(1000):

@@ -10,8 +10,8 @@ from pipecat.turns.user_stop import (
     TurnAnalyzerUserTurnStopStrategy,
 )
 
-from voice_connector.config import load_settings
 from voice_connector.pipeline.builder import turn_stop_strategy
+from voice_connector_core.config import load_settings
 
 CONFIG = "[transport]\nproviders = twilio\nuser_speech_timeout_secs = 0.7\n"
 

@@ -6,7 +6,6 @@ import itertools
 
 import pytest
 
-from voice_connector.config import ConfigError, load_settings
 from voice_connector.services import factory, shared_models
 from voice_connector.services.llm.llama_ws import LlamaWSLLMService
 from voice_connector.services.llm.ollama import OllamaLLMService
@@ -16,6 +15,7 @@ from voice_connector.services.stt.whisper_remote import RemoteWhisperSTTService
 from voice_connector.services.tts.piper_local import LocalPiperTTSService
 from voice_connector.services.tts.piper_ws import RemotePiperTTSService
 from voice_connector.services.ws_client import Backoff
+from voice_connector_core.config import ConfigError, load_settings
 
 STT = {
     ("faster_whisper", "local"): ({}, FasterWhisperSTTService),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voice_connector import models
 from voice_connector.services.tts.first_clause import FirstClauseAggregator
 from voice_connector.services.tts.piper_local import LocalPiperTTSService
+from voice_connector_core import models
 
 
 async def chunks(aggregator: FirstClauseAggregator, tokens: list[str]) -> list[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from voice_connector.config import load_settings
 from voice_connector.services.stt.faster_whisper import _WithDecodeOptions
+from voice_connector_core.config import load_settings
 
 
 class RecordingModel:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from loguru import logger
 
-from voice_connector.telemetry.logging import setup_logging
+from voice_connector_core.logs import setup_logging
 
 
 @pytest.fixture

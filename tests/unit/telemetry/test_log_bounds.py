@@ -10,7 +10,7 @@ import time
 
 from loguru import logger
 
-from voice_connector.telemetry.logging import (
+from voice_connector_core.logs import (
     MAX_MESSAGE_CHARS,
     REDACTED,
     LineWriter,
@@ -101,7 +101,7 @@ def test_background_writer_never_makes_the_logger_wait() -> None:
 
 
 def test_background_sink_writes_everything_by_logger_complete(log_capture) -> None:  # type: ignore[no-untyped-def]
-    from voice_connector.telemetry.logging import setup_logging
+    from voice_connector_core.logs import setup_logging
 
     log_capture("json")  # restores loguru afterwards
     buffer = io.StringIO()
@@ -114,7 +114,7 @@ def test_background_sink_writes_everything_by_logger_complete(log_capture) -> No
 
 
 def test_phone_numbers_are_masked_at_info_and_kept_at_debug(log_capture) -> None:  # type: ignore[no-untyped-def]
-    from voice_connector.telemetry.logging import set_phone_masking
+    from voice_connector_core.logs import set_phone_masking
 
     for fmt in ("json", "console"):
         buffer = log_capture(fmt)

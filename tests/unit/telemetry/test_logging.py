@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from loguru import logger
 from pipecat.utils.asyncio.task_manager import TaskManager
 
-from voice_connector.config import load_settings
-from voice_connector.telemetry.logging import (
+from voice_connector_core.config import load_settings
+from voice_connector_core.logs import (
     REDACTED,
     Redactor,
     TraceContextMiddleware,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voice_connector.config import load_settings
 from voice_connector.transports.factory import TransportFactory
+from voice_connector_core.config import load_settings
 
 
 def providers_for(tmp_path: Path, line: str) -> list[str]:

@@ -18,9 +18,9 @@ from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
 from starlette.websockets import WebSocketState
 
-from voice_connector.config.schema import TwilioSettings
 from voice_connector.transports.base import CallInfo
 from voice_connector.transports.twilio.transport import TwilioCallTransport
+from voice_connector_core.config.schema import TwilioSettings
 
 
 class RecordingWebSocket:

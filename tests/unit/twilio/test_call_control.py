@@ -27,11 +27,11 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
-from voice_connector.config import load_settings
 from voice_connector.pipeline.call_control import CallController, prompt_settings
 from voice_connector.services.llm.ollama import OllamaLLMService
 from voice_connector.transports.base import CallInfo, CallTransport
 from voice_connector.transports.twilio.marks import MarkLedger
+from voice_connector_core.config import load_settings
 
 
 class RecordingCall(CallTransport):

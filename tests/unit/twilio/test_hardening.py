@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from voice_connector import untrusted_json
-from voice_connector.config import load_settings
-from voice_connector.netaccess import Networks, client_address
 from voice_connector.transports.twilio.messages import InboundBudget
 from voice_connector.transports.twilio.provider import PendingStreams, TwilioProvider
-from voice_connector.transports.twilio.security import public_url
+from voice_connector_core import untrusted_json
+from voice_connector_core.config import load_settings
+from voice_connector_core.netaccess import Networks, client_address
+from voice_connector_core.twilio.security import public_url
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_untrusted_json_refuses_before_or_while_parsing(text: str, reason: str |
 
 
 def test_clients_send_the_private_token_from_the_environment() -> None:
-    from voice_connector.netaccess import private_headers
+    from voice_connector_core.netaccess import private_headers
 
     assert private_headers({}) == {}
     assert private_headers({"VC_GENERAL_PRIVATE_TOKEN": "t0k"}) == {"Authorization": "Bearer t0k"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.datastructures import Headers
 
-from voice_connector.transports.twilio.security import (
+from voice_connector_core.twilio.security import (
     CallTokens,
     ReplayGuard,
     public_url,

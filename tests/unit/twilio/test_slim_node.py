@@ -15,7 +15,7 @@ import sys
 PROBE = """
 import json, sys
 from starlette.testclient import TestClient
-from voice_connector.config import load_settings
+from voice_connector_core.config import load_settings
 from voice_connector.pipeline.builder import create_services
 from media_node.app import create_app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from voice_connector.transports.twilio.twiml import (
+from voice_connector_core.twilio.twiml import (
     busy_twiml,
     connect_twiml,
     dial_twiml,

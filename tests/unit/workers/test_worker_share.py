@@ -11,11 +11,11 @@ import pytest
 
 from media_node.calls import CallRegistry, SharedRecords
 from media_node.health import SharedReadiness
-from voice_connector.config import Settings, load_settings
-from voice_connector.shared_files import ExpirySweeper
 from voice_connector.telemetry.call_record import CallRecord
-from voice_connector.transports.twilio.security import ReplayGuard
-from voice_connector.workers import WorkerShard
+from voice_connector_core.config import Settings, load_settings
+from voice_connector_core.shared_files import ExpirySweeper
+from voice_connector_core.twilio.security import ReplayGuard
+from voice_connector_core.workers import WorkerShard
 
 
 def settings(**env: str) -> Settings:

@@ -27,7 +27,7 @@ import numpy as np
 import soxr
 
 from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
-from voice_connector.netaccess import private_headers
+from voice_connector_core.netaccess import private_headers
 
 RATE = 8000
 CHUNK_SECS = 0.02

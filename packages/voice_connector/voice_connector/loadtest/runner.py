@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import aiohttp
 
 from voice_connector.caller.twilio_caller import CallerOptions, SimulatedTwilioCall
-from voice_connector.netaccess import private_headers
+from voice_connector_core.netaccess import private_headers
 
 BURST_GAP_SECS = 0.2
 """Arrivals further apart than this belong to different bot utterances."""

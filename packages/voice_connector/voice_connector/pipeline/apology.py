@@ -13,12 +13,12 @@ from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.task import PipelineParams, PipelineTask
 
-from voice_connector.config import Settings
 from voice_connector.pipeline.builder import run_to_end
 from voice_connector.services import factory
 from voice_connector.services.outage import APOLOGY
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.transports.base import CallTransport
+from voice_connector_core.config import Settings
 
 OUTCOME = "flavor_unavailable"
 

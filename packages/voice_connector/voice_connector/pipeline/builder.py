@@ -33,15 +33,15 @@ from pipecat.turns.user_stop import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from voice_connector.audio.rates import PIPELINE_SAMPLE_RATE
 from voice_connector.audio.vad import BatchedSileroVADAnalyzer
-from voice_connector.config import Settings
 from voice_connector.pipeline.call_control import CallController, prompt_settings
 from voice_connector.pipeline.observers import CallPipelineTask
 from voice_connector.services import factory
 from voice_connector.telemetry.call_record import CallRecord, CallRecorder
 from voice_connector.transports.base import CallTransport
+from voice_connector_core.config import Settings
 
-PIPELINE_SAMPLE_RATE = 16000
 USER_TURN_STOP_TIMEOUT_SECS = 15.0
 """Longest wait for a transcript after speech ends. Pipecat's 5 s default drops the caller's words
 when the STT is slow (a busy CPU node): a late answer beats a lost one."""

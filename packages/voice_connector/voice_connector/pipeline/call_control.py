@@ -47,8 +47,8 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voice_connector.config import Settings
 from voice_connector.transports.base import CallControlNotSupported, CallTransport
+from voice_connector_core.config import Settings
 
 HANGUP = "hangup"
 TRANSFER = "transfer"

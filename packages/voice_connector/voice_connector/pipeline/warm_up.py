@@ -20,10 +20,10 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.processors.aggregators.llm_context import LLMContext
 
-from voice_connector.config import Settings
 from voice_connector.pipeline.call_control import TOOL_OPTIONS, prompt_settings, tool_schemas
 from voice_connector.services.factory import create_llm
 from voice_connector.services.llm.ollama import OllamaLLMService
+from voice_connector_core.config import Settings
 
 WARM_UP_TIMEOUT_SECS = 120.0
 

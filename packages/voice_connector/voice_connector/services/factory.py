@@ -15,8 +15,8 @@ from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
-from voice_connector import models
-from voice_connector.config import Settings
+from voice_connector_core import models
+from voice_connector_core.config import Settings
 
 
 def whisper_path(settings: Settings) -> Path:
@@ -106,8 +106,8 @@ def preload(settings: Settings) -> None:
     The VAD engine too: every call uses it, and its ONNX session would otherwise be created by
     the first call, on the event loop.
     """
+    from voice_connector.audio.rates import PIPELINE_SAMPLE_RATE
     from voice_connector.audio.vad import silero_engine
-    from voice_connector.pipeline.builder import PIPELINE_SAMPLE_RATE
     from voice_connector.services import shared_models
 
     silero_engine(PIPELINE_SAMPLE_RATE)

@@ -69,7 +69,7 @@ def vosk_model(path: Path) -> Any:
     """The Vosk model directory at `path`, shared; Kaldi's random dither off (reproducible)."""
     import vosk
 
-    from voice_connector.models import with_dither
+    from voice_connector_core.models import with_dither
 
     vosk.SetLogLevel(-1)
     return shared("vosk", (str(path),), lambda: vosk.Model(str(with_dither(path, 0.0))))

@@ -21,7 +21,7 @@ import os
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -30,8 +30,17 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from voice_connector.telemetry.call_record import CallRecord
+
+class CallFacts(Protocol):
+    """What the call metrics read of a call: `telemetry.call_record.CallRecord` has it (a protocol,
+    so the record can feed metrics without metrics importing the record's module)."""
+
+    transport: str
+    flavor: str
+    outcome: str
+    started_at: float
+    ended_at: float | None
+    providers: dict[str, str]
 
 PREFIX = "voice_connector_"
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0)
@@ -262,12 +271,12 @@ def platform() -> str:
 # --------------------------------------------------------------------------- calls and turns
 
 
-def call_started(record: CallRecord) -> None:
+def call_started(record: CallFacts) -> None:
     ACTIVE_CALLS.inc()
     CALLS_STARTED.labels(record.transport, flavor_label(record.flavor)).inc()
 
 
-def call_ended(record: CallRecord) -> None:
+def call_ended(record: CallFacts) -> None:
     """Count the call's end; duration from the record's start/end wall-clock times."""
     ACTIVE_CALLS.dec()
     outcome = outcome_label(record.outcome)
@@ -284,11 +293,11 @@ def call_refused(transport: str, reason: str) -> None:
     CALLS_REFUSED.labels(transport, label).inc()
 
 
-def turn_started(record: CallRecord) -> None:
+def turn_started(record: CallFacts) -> None:
     TURNS.labels(record.transport, flavor_label(record.flavor)).inc()
 
 
-def observe_stage(record: CallRecord, stage: str, ms: float | None) -> None:
+def observe_stage(record: CallFacts, stage: str, ms: float | None) -> None:
     """One stage latency of one turn (`stage` is a `Turn.stages_ms()` key)."""
     if ms is None or stage not in STAGES:
         return
@@ -300,11 +309,11 @@ def observe_stage(record: CallRecord, stage: str, ms: float | None) -> None:
         histogram.labels(flavor, record.providers.get(kind, OTHER)).observe(ms / 1000)
 
 
-def record_barge_in(record: CallRecord) -> None:
+def record_barge_in(record: CallFacts) -> None:
     BARGE_INS.labels(record.transport, flavor_label(record.flavor)).inc()
 
 
-def flavor_unavailable(record: CallRecord) -> None:
+def flavor_unavailable(record: CallFacts) -> None:
     """A call of a flavor whose services were down, answered with the apology."""
     FLAVOR_UNAVAILABLE.labels(record.transport, flavor_label(record.flavor)).inc()
 

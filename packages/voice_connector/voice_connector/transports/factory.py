@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voice_connector.config import Settings
 from voice_connector.transports.base import TransportProvider
-from voice_connector.workers import WorkerShard
+from voice_connector_core.config import Settings
+from voice_connector_core.workers import WorkerShard
 
 
 class TransportFactory:
@@ -30,8 +30,8 @@ class TransportFactory:
             tokens = self.shared_dir / "spent-tokens" if self.shared_dir else None
             return TwilioProvider(self.settings, spent_tokens_dir=tokens)
         if name == "opensips":
-            from voice_connector.config.flavors import FlavorSelector
             from voice_connector.transports.opensips import OpenSIPSProvider
+            from voice_connector_core.config.flavors import FlavorSelector
 
             return OpenSIPSProvider(
                 self.settings.opensips, flavors=FlavorSelector(self.settings), shard=self.shard

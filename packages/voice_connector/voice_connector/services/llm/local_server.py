@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from loguru import logger
 
-from voice_connector.config import Settings
+from voice_connector_core.config import Settings
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 START_TIMEOUT_SECS = 120.0

@@ -21,11 +21,11 @@ from typing import Any
 from loguru import logger
 from opensips.event import OpenSIPSEventHandler
 
-from voice_connector import untrusted_json
-from voice_connector.config.schema import OpenSIPSSettings
-from voice_connector.telemetry.logging import clip
 from voice_connector.telemetry.metrics import record_dropped_input
 from voice_connector.transports.opensips.mi import MIClient, MIError
+from voice_connector_core import untrusted_json
+from voice_connector_core.config.schema import OpenSIPSSettings
+from voice_connector_core.logs import clip
 
 EVENT_NAME = "E_UA_SESSION"
 EVENT_RCVBUF = 4 << 20  # capped by net.core.rmem_max; see docs/opensips.md

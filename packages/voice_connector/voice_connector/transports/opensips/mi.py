@@ -16,7 +16,7 @@ from typing import Any
 
 from opensips.mi import OpenSIPSMI, OpenSIPSMIException
 
-from voice_connector.config.schema import OpenSIPSSettings
+from voice_connector_core.config.schema import OpenSIPSSettings
 
 
 class MIError(RuntimeError):

@@ -17,9 +17,6 @@ from typing import Any
 from loguru import logger
 from pipecat.transports.base_transport import TransportParams
 
-from voice_connector.config import Settings
-from voice_connector.config.flavors import FlavorSelector
-from voice_connector.config.schema import OpenSIPSSettings
 from voice_connector.transports.base import Admission, CallHandler, TransportProvider
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import (
@@ -30,7 +27,10 @@ from voice_connector.transports.opensips.events import (
 from voice_connector.transports.opensips.mi import MIClient, MIError
 from voice_connector.transports.opensips.ports import PortPool
 from voice_connector.transports.opensips.session import CallSession, SessionDeps
-from voice_connector.workers import WorkerShard
+from voice_connector_core.config import Settings
+from voice_connector_core.config.flavors import FlavorSelector
+from voice_connector_core.config.schema import OpenSIPSSettings
+from voice_connector_core.workers import WorkerShard
 
 _KEY = re.compile(r"^B2B\.\d+\.\d+\.\d+\.\d+$")
 _ENDED_MEMORY = 2048

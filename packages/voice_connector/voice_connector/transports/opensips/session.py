@@ -19,10 +19,7 @@ from loguru import logger
 from pipecat.transports.base_transport import TransportParams
 
 from voice_connector.audio.g711 import G711Codec
-from voice_connector.config.flavors import FlavorSelector
-from voice_connector.config.schema import OpenSIPSSettings
 from voice_connector.telemetry import metrics
-from voice_connector.telemetry.logging import call_context
 from voice_connector.transports.base import Admission, CallHandler, CallInfo, CallRefused
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import UaSessionEvent, uri_user
@@ -39,6 +36,9 @@ from voice_connector.transports.opensips.sdp import (
     parse_offer,
 )
 from voice_connector.transports.opensips.transport import OpenSIPSCallTransport
+from voice_connector_core.config.flavors import FlavorSelector
+from voice_connector_core.config.schema import OpenSIPSSettings
+from voice_connector_core.logs import call_context
 
 NEW, ANSWERING, ACTIVE, ENDED = "new", "answering", "active", "ended"
 REFER_REPLY_TIMEOUT = 5.0

@@ -33,10 +33,10 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
+from voice_connector.audio.rates import PIPELINE_SAMPLE_RATE
 from voice_connector.transports.base import CallControlNotSupported, CallInfo, CallTransport
 from voice_connector.transports.opensips.rtp import RtpStream
 
-SAMPLE_RATE = 16000
 INPUT_QUEUE_MAX = 100  # 2 s of audio; beyond that the pipeline is stuck and old audio is useless
 
 
@@ -61,9 +61,9 @@ def default_params() -> TransportParams:
     """Pipecat transport params for a phone call (16 kHz inside, 20 ms chunks, no end silence)."""
     return TransportParams(
         audio_in_enabled=True,
-        audio_in_sample_rate=SAMPLE_RATE,
+        audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
         audio_out_enabled=True,
-        audio_out_sample_rate=SAMPLE_RATE,
+        audio_out_sample_rate=PIPELINE_SAMPLE_RATE,
         audio_out_10ms_chunks=2,
         audio_out_end_silence_secs=0,
         # on hold the RTP queue stops draining and writes wait; that is not a dead peer
@@ -111,7 +111,8 @@ class OpenSIPSInputTransport(BaseInputTransport):
         """From the RTP stream (sync); the oldest audio goes if the pipeline is stuck."""
         if self.muted:
             return
-        self._put(InputAudioRawFrame(audio=pcm16k, sample_rate=SAMPLE_RATE, num_channels=1))
+        frame = InputAudioRawFrame(audio=pcm16k, sample_rate=PIPELINE_SAMPLE_RATE, num_channels=1)
+        self._put(frame)
 
     def feed_dtmf(self, digit: str) -> None:
         """From the RTP stream (sync)."""

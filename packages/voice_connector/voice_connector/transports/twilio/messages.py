@@ -16,9 +16,9 @@ from typing import Any
 
 from loguru import logger
 
-from voice_connector import untrusted_json
-from voice_connector.telemetry.logging import clip
 from voice_connector.telemetry.metrics import record_dropped_input
+from voice_connector_core import untrusted_json
+from voice_connector_core.logs import clip
 
 KNOWN_EVENTS = {"connected", "start", "media", "dtmf", "mark", "stop"}
 MAX_MESSAGE_BYTES = 65536

@@ -26,10 +26,6 @@ from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from loguru import logger
 from starlette.websockets import WebSocketState
 
-from voice_connector.config import Settings
-from voice_connector.config.flavors import select_flavor
-from voice_connector.netaccess import Networks, client_address
-from voice_connector.telemetry.logging import clip
 from voice_connector.telemetry.metrics import record_dropped_input
 from voice_connector.transports.base import (
     Admission,
@@ -38,9 +34,14 @@ from voice_connector.transports.base import (
     CallRefused,
     TransportProvider,
 )
-from voice_connector.transports.twilio import webhook
 from voice_connector.transports.twilio.messages import WarnOnce, parse_message
-from voice_connector.transports.twilio.security import (
+from voice_connector.transports.twilio.transport import TwilioCallTransport
+from voice_connector_core.config import Settings
+from voice_connector_core.config.flavors import select_flavor
+from voice_connector_core.logs import clip
+from voice_connector_core.netaccess import Networks, client_address
+from voice_connector_core.twilio import webhook
+from voice_connector_core.twilio.security import (
     SIGNATURE_HEADER,
     TOKEN_PARAMETER,
     CallTokens,
@@ -48,8 +49,7 @@ from voice_connector.transports.twilio.security import (
     public_url,
     valid_signature,
 )
-from voice_connector.transports.twilio.transport import TwilioCallTransport
-from voice_connector.transports.twilio.twiml import STREAM_PATH, busy_twiml, stream_url_from_base
+from voice_connector_core.twilio.twiml import STREAM_PATH, busy_twiml, stream_url_from_base
 
 VOICE_PATH = "/twilio/voice"
 TWILIO_SAMPLE_RATE = 8000

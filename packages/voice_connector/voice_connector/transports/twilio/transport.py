@@ -20,14 +20,14 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketTransport,
 )
 
-from voice_connector.config.schema import TwilioSettings
 from voice_connector.telemetry.call_record import CallRecord
 from voice_connector.transports.base import CallControlNotSupported, CallInfo, CallTransport
 from voice_connector.transports.twilio.marks import MarkLedger
 from voice_connector.transports.twilio.pacing import LeadPacedTransport
-from voice_connector.transports.twilio.rest import rest_client
 from voice_connector.transports.twilio.serializer import TwilioStreamSerializer
-from voice_connector.transports.twilio.twiml import dial_twiml
+from voice_connector_core.config.schema import TwilioSettings
+from voice_connector_core.twilio.rest import rest_client
+from voice_connector_core.twilio.twiml import dial_twiml
 
 PLAYOUT_WAIT_SECONDS = 30.0
 """Longest wait for the final `mark` echo before hanging up anyway (a stuck peer)."""

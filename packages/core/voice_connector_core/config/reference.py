@@ -1,15 +1,16 @@
 """Render the configuration reference (docs/configuration.md) from the schema.
 
-The schema's field descriptions are the single source: `python -m voice_connector.config.reference
-> docs/configuration.md` regenerates the page, and a test fails when the page is stale.
+The schema's field descriptions are the single source:
+`python -m voice_connector_core.config.reference > docs/configuration.md` regenerates the page,
+and a test fails when the page is stale.
 """
 
 from __future__ import annotations
 
 from pydantic.fields import FieldInfo
 
-from voice_connector.config.loader import env_name
-from voice_connector.config.schema import SECTIONS, FlavorSettings, Section
+from voice_connector_core.config.loader import env_name
+from voice_connector_core.config.schema import SECTIONS, FlavorSettings, Section
 
 HEADER = """# Configuration reference
 
@@ -23,7 +24,7 @@ A file in the OpenSIPS AI Voice Connector's INI format (`[engine]`, `[rtp]`, `[o
 ...) is read as well, with one deprecation warning per key naming its new home; `voice-connector
 config migrate OLD.ini` prints it in this format (see docs/migration.md).
 
-This page is generated from the schema (`python -m voice_connector.config.reference`).
+This page is generated from the schema (`python -m voice_connector_core.config.reference`).
 """
 
 

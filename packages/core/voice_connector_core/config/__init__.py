@@ -1,6 +1,6 @@
 """Configuration: INI schema, environment overrides, validation and per-call flavors."""
 
-from voice_connector.config.loader import (
+from voice_connector_core.config.loader import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
     ConfigProblem,

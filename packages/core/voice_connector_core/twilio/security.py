@@ -29,7 +29,7 @@ from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
-from voice_connector.shared_files import ExpirySweeper, key_path
+from voice_connector_core.shared_files import ExpirySweeper, key_path
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 TOKEN_PARAMETER = "token"

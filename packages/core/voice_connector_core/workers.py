@@ -13,7 +13,7 @@ import math
 import zlib
 from dataclasses import dataclass
 
-from voice_connector.config import Settings
+from voice_connector_core.config import Settings
 
 
 @dataclass(frozen=True)

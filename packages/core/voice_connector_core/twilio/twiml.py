@@ -1,7 +1,7 @@
 """TwiML documents the connector answers with; shared by the media node and the Cloud Functions.
 
-Only `twilio.twiml` is imported here (no Pipecat, no FastAPI), so a Cloud Function can vendor this
-module without the media node's dependencies.
+Only `twilio.twiml` is imported here (no Pipecat, no FastAPI): the Cloud Functions install it
+with the core package, without the media node's dependencies.
 """
 
 from __future__ import annotations

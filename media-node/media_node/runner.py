@@ -8,9 +8,12 @@ dies (services/llm/local_server.py). A running Ollama is always preferred.
 
 from __future__ import annotations
 
-from voice_connector.config import Settings
+from media_node import lifecycle
+from media_node.app import create_app
+from media_node.server import http_config
 from voice_connector.services.llm import local_server
-from voice_connector.telemetry.logging import config_secrets, setup_logging
+from voice_connector_core.config import Settings
+from voice_connector_core.logs import config_secrets, setup_logging
 
 
 def run_node(settings: Settings, *, start_local_llm_server: bool = True) -> int:
@@ -19,10 +22,6 @@ def run_node(settings: Settings, *, start_local_llm_server: bool = True) -> int:
     `[general] workers` > 1: that many worker processes share the port (media_node.workers).
     With one process the bundled LLM server's state is a readiness check of its own (why it is
     down, at once); worker processes see it through their LLM probe."""
-    from media_node import lifecycle
-    from media_node.app import create_app
-    from media_node.server import http_config
-
     setup_logging(settings.general.log_level, settings.general.log_format, config_secrets(settings))
     llm_server = None
     if start_local_llm_server and local_server.wanted(settings):
@@ -34,7 +33,7 @@ def run_node(settings: Settings, *, start_local_llm_server: bool = True) -> int:
             return Supervisor(settings).run()
         checks = {"llm-server": llm_server.status} if llm_server else None
         app = create_app(settings, checks=checks)
-        config = http_config(app, settings)  # the node's HTTP limits (media_node/server.py)
+        config = http_config(app, settings)  # the node's HTTP limits (media_node.server)
         lifecycle.serve(config, app.state.drain, settings.general.drain_grace_seconds)
     finally:
         if llm_server is not None:

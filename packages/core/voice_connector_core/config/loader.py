@@ -16,8 +16,8 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from voice_connector.config import legacy
-from voice_connector.config.schema import (
+from voice_connector_core.config import legacy
+from voice_connector_core.config.schema import (
     OVERRIDABLE_BY_FLAVOR,
     SECTIONS,
     FlavorSettings,

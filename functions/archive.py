@@ -1,103 +1,100 @@
 """Build the deploy archive of one Cloud Function: the one builder the Pulumi program uses too.
 
-Each function directory holds only its `main.py`; `functions/requirements.txt` is what every
-function installs. The archive adds what the function needs at run time and nothing else:
+Each function directory holds only its `main.py`; `functions/requirements.txt` lists the PyPI
+packages every function installs. The archive holds:
 
-- the `voice_connector` modules `main.py` imports, found by following its imports (no hand-kept
-  list to forget a module in), so a function ships without Pipecat, FastAPI or models;
+- `main.py`;
+- the connector's light core (`voice_connector_core`: config, TwiML, signatures, call tokens) as
+  a wheel built from `packages/core`, installed by `requirements.txt` like any dependency (no
+  Pipecat, FastAPI or models come with it: the core depends on none of them);
+- `requirements.txt`: the PyPI list plus that wheel, by relative path (Cloud Functions' Python
+  build runs `pip install -r requirements.txt` in the source directory);
 - the connector INI as `cfg/voice-connector.ini` (per-number flavors, defaults): Cloud Functions
   run from the source directory, where the config loader looks for it.
 
-The zip is byte-for-byte reproducible (sorted entries, fixed timestamps), so its digest names the
-uploaded object and an unchanged function is not redeployed.
+The zip is byte-for-byte reproducible (sorted entries, fixed timestamps, the wheel built with
+`SOURCE_DATE_EPOCH`), so its digest names the uploaded object and an unchanged function is not
+redeployed.
 
-    python functions/vendor.py twilio_voice build/functions/twilio_voice      # a directory
-    python functions/vendor.py twilio_voice build/functions --zip              # the archive
+    python functions/archive.py twilio_voice build/functions/twilio_voice      # a directory
+    python functions/archive.py twilio_voice build/functions --zip              # the archive
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import io
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
+from functools import cache
 from pathlib import Path
 
 FUNCTIONS = ("twilio_voice", "twilio_status", "outbound_call")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PACKAGE_ROOT = ROOT / "packages" / "voice_connector"
-PACKAGE = "voice_connector"
+CORE_PROJECT = ROOT / "packages" / "core"
 REQUIREMENTS = HERE / "requirements.txt"
 DEFAULT_INI = ROOT / "cfg" / "voice-connector.ini"
 INI_PATH = "cfg/voice-connector.ini"
 """Where the archive carries the INI: the config loader's default path, from the source dir."""
+WHEEL_DIR = "wheels"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+_SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01: the earliest time a zip entry can carry
 
 
-def _module_file(module: str) -> Path | None:
-    """The source file of a `voice_connector` module (a package's `__init__.py`), if any."""
-    base = PACKAGE_ROOT.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _core_sources() -> dict[str, bytes]:
+    """The core project's files a wheel is built from (no caches, no build leftovers)."""
+    files = {"pyproject.toml": (CORE_PROJECT / "pyproject.toml").read_bytes()}
+    for path in sorted((CORE_PROJECT / "voice_connector_core").rglob("*.py")):
+        files[path.relative_to(CORE_PROJECT).as_posix()] = path.read_bytes()
+    return files
 
 
-def _imports(path: Path, module: str) -> set[str]:
-    """`voice_connector` modules one file imports (`from a import b` may name module a.b)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            found.add(target)
-            found.update(f"{target}.{alias.name}" for alias in node.names)
-    return {name for name in found if name.split(".")[0] == PACKAGE and _module_file(name)}
+@cache
+def _wheel_for(digest: str) -> tuple[str, bytes]:
+    """(file name, bytes) of the core wheel, built once per source digest."""
+    del digest  # the cache key: the sources' content
+    with tempfile.TemporaryDirectory(prefix="vc-core-wheel-") as tmp:
+        project, out = Path(tmp) / "core", Path(tmp) / "out"
+        for relative, data in _core_sources().items():
+            target = project / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+             "--no-deps", "--wheel-dir", str(out), str(project)],
+            check=True,
+            env={**os.environ, "SOURCE_DATE_EPOCH": _SOURCE_DATE_EPOCH},
+        )
+        (wheel,) = out.glob("*.whl")
+        return wheel.name, wheel.read_bytes()
 
 
-def vendored_modules(main: Path) -> list[str]:
-    """Every `voice_connector` module `main` needs, with the packages that contain them."""
-    wanted = sorted(_imports(main, "main"))
-    seen: set[str] = set()
-    while wanted:
-        module = wanted.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        parts = module.split(".")
-        parents = {".".join(parts[:i]) for i in range(1, len(parts))}
-        file = _module_file(module)
-        assert file is not None
-        wanted += sorted((_imports(file, module) | parents) - seen)
-    return sorted(seen)
+def core_wheel() -> tuple[str, bytes]:
+    """(file name, bytes) of `voice_connector_core`'s wheel, reproducible from its sources."""
+    digest = hashlib.sha256(repr(sorted(_core_sources().items())).encode()).hexdigest()
+    return _wheel_for(digest)
 
 
 def files(name: str, ini_text: str | None = None) -> dict[str, bytes]:
     """Archive path → content for function `name` (the INI: `ini_text`, else the repo's)."""
     if name not in FUNCTIONS:
         raise SystemExit(f"unknown function {name!r}; one of {', '.join(FUNCTIONS)}")
-    source = HERE / name
-    content = {
-        "main.py": (source / "main.py").read_bytes(),
-        "requirements.txt": REQUIREMENTS.read_bytes(),
-    }
-    for module in vendored_modules(source / "main.py"):
-        file = _module_file(module)
-        assert file is not None
-        content[file.relative_to(PACKAGE_ROOT).as_posix()] = file.read_bytes()
+    wheel_name, wheel = core_wheel()
+    requirements = REQUIREMENTS.read_text(encoding="utf-8").rstrip("\n")
+    requirements += f"\n./{WHEEL_DIR}/{wheel_name}\n"
     ini = ini_text if ini_text is not None else DEFAULT_INI.read_text(encoding="utf-8")
-    content[INI_PATH] = ini.encode("utf-8")
-    return content
+    return {
+        "main.py": (HERE / name / "main.py").read_bytes(),
+        "requirements.txt": requirements.encode("utf-8"),
+        f"{WHEEL_DIR}/{wheel_name}": wheel,
+        INI_PATH: ini.encode("utf-8"),
+    }
 
 
 def archive_bytes(name: str, ini_text: str | None = None) -> bytes:

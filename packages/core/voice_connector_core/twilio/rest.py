@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twilio.rest import Client
 
-from voice_connector.config.schema import TwilioSettings
+from voice_connector_core.config.schema import TwilioSettings
 
 
 def rest_client(settings: TwilioSettings) -> Client:

@@ -1,7 +1,7 @@
 """What the Cloud Functions share: their URL as Twilio signed it, the media node probe, logging.
 
 Duck-typed over the request (Flask's in functions-framework) so this package never imports Flask;
-light (no Pipecat, no FastAPI) so a function can vendor it with the config and TwiML modules.
+light (no Pipecat, no FastAPI): a function installs it with the rest of the core package.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 from loguru import logger
 
-from voice_connector.config import ConfigError, Settings, load_settings
-from voice_connector.telemetry.logging import clip, setup_logging
-from voice_connector.transports.twilio import webhook
-from voice_connector.transports.twilio.security import SIGNATURE_HEADER, public_url
-from voice_connector.transports.twilio.twiml import stream_url_from_base
+from voice_connector_core.config import ConfigError, Settings, load_settings
+from voice_connector_core.logs import clip, setup_logging
+from voice_connector_core.twilio import webhook
+from voice_connector_core.twilio.security import SIGNATURE_HEADER, public_url
+from voice_connector_core.twilio.twiml import stream_url_from_base
 
 WEBHOOK_URL_ENV = "TWILIO_WEBHOOK_URL"
 """Optional: the exact URL configured in Twilio, when no proxy header can reveal it."""

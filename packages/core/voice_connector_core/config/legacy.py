@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voice_connector.config.schema import SECTIONS
+from voice_connector_core.config.schema import SECTIONS
 
 FORMAT_NAME = "the OpenSIPS AI Voice Connector format"
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 if TYPE_CHECKING:
-    from voice_connector.config import Settings
+    from voice_connector_core.config import Settings
 
 REDACTED = "********"
 SEVERITY = {

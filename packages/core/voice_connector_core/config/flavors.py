@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from loguru import logger
 
-from voice_connector.config.loader import Settings
+from voice_connector_core.config.loader import Settings
 
 LOOKUP_TIMEOUT_SECS = 0.5
 """The lookup is on the call set-up path: a slow one falls through rather than delay the answer."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from voice_connector.config import Settings
-from voice_connector.config.flavors import select_flavor
-from voice_connector.transports.twilio.security import (
+from voice_connector_core.config import Settings
+from voice_connector_core.config.flavors import select_flavor
+from voice_connector_core.twilio.security import (
     TOKEN_PARAMETER,
     CallTokens,
     valid_signature,
 )
-from voice_connector.transports.twilio.twiml import busy_twiml, connect_twiml
+from voice_connector_core.twilio.twiml import busy_twiml, connect_twiml
 
 VOICE_FIELDS = ("CallSid", "From", "To")
 """Form fields every Twilio voice webhook carries; without them the request is not Twilio's."""

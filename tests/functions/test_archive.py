@@ -1,9 +1,11 @@
 """Each function's deploy archive stands on its own: built by the program's code path, unpacked
 into an empty directory and imported in a fresh interpreter from there.
 
-The unpacked directory is first on the path, so its copy of `voice_connector` is the one used;
-nothing heavy (Pipecat, FastAPI, models) may be imported on the way; the shipped INI (flavors)
-is what the config loader reads from the function's working directory.
+The archive's core wheel is first on the path (a pure-Python wheel imports as a zip), so its
+`voice_connector_core` is the one used; nothing of the connector beyond the core, and nothing heavy
+(Pipecat, FastAPI, models), may be imported on the way; the shipped INI (flavors) is what the
+config loader reads from the function's working directory. Installing the archive's
+requirements.txt into a clean venv is the deploy rehearsal's job (tests/rehearsal).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import pytest
 from voice_infra import function_source
 
 HEAVY = [
+    "voice_connector",
+    "media_node",
+    "ai_services",
     "pipecat",
     "fastapi",
     "starlette",
@@ -31,14 +36,14 @@ HEAVY = [
 INI = "[general]\ndefault_flavor = main\n\n[flavor:sales]\nmatch = ^\\+1555\n"
 PROBE = """
 import json, sys
-sys.path.insert(0, {out!r})
+sys.path.insert(0, {wheel!r})
 import functions_framework
 app = functions_framework.create_app({name!r}, {main!r})
-import voice_connector
-from voice_connector.config import load_settings
+import voice_connector_core
+from voice_connector_core.config import load_settings
 settings = load_settings()
 print(json.dumps({{
-    "vendored": voice_connector.__file__,
+    "core": voice_connector_core.__file__,
     "heavy": sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r})),
     "flavors": sorted(settings.flavors),
     "default": settings.general.default_flavor,
@@ -52,8 +57,11 @@ def test_archive_runs_on_its_own_files(name: str, tmp_path: Path) -> None:
     out = tmp_path / "unpacked"
     with zipfile.ZipFile(archive) as unpacked:
         unpacked.extractall(out)
-    assert (out / "main.py").exists() and (out / "requirements.txt").exists()
-    probe = PROBE.format(out=str(out), name=name, main=str(out / "main.py"), heavy=HEAVY)
+    (wheel,) = (out / "wheels").glob("voice_connector_core-*.whl")
+    requirements = (out / "requirements.txt").read_text().splitlines()
+    assert f"./wheels/{wheel.name}" in requirements  # installed as a dependency, by relative path
+    assert sorted(p.name for p in out.iterdir()) == ["cfg", "main.py", "requirements.txt", "wheels"]
+    probe = PROBE.format(wheel=str(wheel), name=name, main=str(out / "main.py"), heavy=HEAVY)
     result = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
@@ -63,7 +71,7 @@ def test_archive_runs_on_its_own_files(name: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["vendored"].startswith(str(out))
+    assert report["core"].startswith(str(wheel))
     assert report["heavy"] == []
     assert (report["flavors"], report["default"]) == (["sales"], "main")
 

@@ -1,0 +1,1 @@
+"""Twilio's edge: webhook signature checks, call tokens, TwiML, the REST client, the functions."""

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from voice_connector_core.devices import Device
+
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -344,6 +346,11 @@ class STTSettings(Section):
     )
     language: str = Field("en", description="Spoken language (ISO code).")
     compute_type: str = Field("int8", description="faster-whisper compute type on CPU.")
+    device: Device = Field(
+        "auto",
+        description="Where the local Whisper model runs: auto (the GPU when CTranslate2 sees a "
+        "CUDA device, else the CPU), cpu or cuda (start-up fails without one).",
+    )
     beam_size: int = Field(
         5,
         ge=1,
@@ -402,6 +409,12 @@ class LLMSettings(Section):
         description="llama.cpp threads of the bundled local LLM server (0: every core this "
         "process may use).",
     )
+    device: Device = Field(
+        "auto",
+        description="Where the bundled local LLM server runs the model: auto (every layer on the "
+        "GPU when llama.cpp is a GPU build, else the CPU), cpu or cuda (start-up fails "
+        "without a GPU build).",
+    )
     system_prompt: str = Field(
         "You are a friendly phone assistant. Answer in one or two short spoken sentences.",
         description="System prompt opening every conversation.",
@@ -441,6 +454,11 @@ class TTSSettings(Section):
         "en_US-joe-medium", description="Voice name asked of a remote Piper service."
     )
     url: str = Field("", description="Remote Piper WebSocket URL, e.g. ws://piper:8000/tts.")
+    device: Device = Field(
+        "auto",
+        description="Where the local Piper voice runs: auto (the GPU when onnxruntime has its "
+        "CUDA provider, onnxruntime-gpu), cpu or cuda (start-up fails without it).",
+    )
 
     @field_validator("voice_path", mode="before")
     @classmethod

@@ -45,6 +45,7 @@ def create_stt(settings: Settings, call_id: str = "") -> STTService:
             language=stt.language,
             compute_type=stt.compute_type,
             beam_size=stt.beam_size,
+            device=stt.device,
         )
     if stt.provider == "faster_whisper":
         from voice_connector.services.stt.whisper_remote import RemoteWhisperSTTService
@@ -94,7 +95,7 @@ def create_tts(settings: Settings, call_id: str = "") -> TTSService:
         from voice_connector.services.tts.piper_local import LocalPiperTTSService
 
         voice, config = piper_paths(settings)
-        return LocalPiperTTSService(voice_path=voice, config_path=config)
+        return LocalPiperTTSService(voice_path=voice, config_path=config, device=tts.device)
     from voice_connector.services.tts.piper_ws import RemotePiperTTSService
 
     return RemotePiperTTSService(url=tts.url, voice=tts.voice, call_id=call_id)
@@ -115,8 +116,9 @@ def preload(settings: Settings) -> None:
     variants = [settings] + [settings.for_flavor(name) for name in settings.flavors]
     for variant in variants:
         if variant.stt.mode == "local" and variant.stt.provider == "faster_whisper":
-            shared_models.whisper_model(whisper_path(variant), variant.stt.compute_type)
+            stt = variant.stt
+            shared_models.whisper_model(whisper_path(variant), stt.compute_type, stt.device)
         if variant.stt.mode == "local" and variant.stt.provider == "vosk":
             shared_models.vosk_model(vosk_path(variant))
         if variant.tts.mode == "local":
-            shared_models.piper_voice(*piper_paths(variant))
+            shared_models.piper_voice(*piper_paths(variant), variant.tts.device)

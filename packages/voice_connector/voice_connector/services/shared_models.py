@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
+from voice_connector_core.devices import Device, resolve
+
 T = TypeVar("T")
 
 _lock = threading.Lock()
@@ -45,23 +47,29 @@ def is_loaded(kind: str) -> bool:
     return any(key[0] == kind for key in _models)
 
 
-def whisper_model(path: Path, compute_type: str) -> Any:
-    """The faster-whisper model at `path`, shared; on the GPU when CUDA sees one (`auto`)."""
+def whisper_model(path: Path, compute_type: str, device: Device = "auto") -> Any:
+    """The faster-whisper model at `path`, shared; `auto`: on the GPU when CUDA sees one.
+
+    CTranslate2 resolves `auto` itself (and refuses `cuda` without a device).
+    """
     from faster_whisper import WhisperModel
 
     return shared(
         "whisper",
-        (str(path), compute_type),
-        lambda: WhisperModel(str(path), device="auto", compute_type=compute_type),
+        (str(path), compute_type, device),
+        lambda: WhisperModel(str(path), device=device, compute_type=compute_type),
     )
 
 
-def piper_voice(model: Path, config: Path) -> Any:
-    """The Piper voice at `model` (+ its json config), shared."""
+def piper_voice(model: Path, config: Path, device: Device = "auto") -> Any:
+    """The Piper voice at `model` (+ its json config), shared; on CUDA when onnxruntime can."""
     from piper import PiperVoice
 
+    use_cuda = resolve(device, "piper") == "cuda"
     return shared(
-        "piper", (str(model),), lambda: PiperVoice.load(str(model), config_path=str(config))
+        "piper",
+        (str(model), str(use_cuda)),
+        lambda: PiperVoice.load(str(model), config_path=str(config), use_cuda=use_cuda),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pipecat.services.whisper.stt import WhisperSTTService
 
 from voice_connector.services import shared_models
+from voice_connector_core.devices import Device
 
 
 class _WithDecodeOptions:
@@ -44,19 +45,20 @@ class FasterWhisperSTTService(WhisperSTTService):
         language: str = "en",
         compute_type: str = "int8",
         beam_size: int = 5,
+        device: Device = "auto",
         **kwargs: object,
     ) -> None:
         self._model_path = model_path
         self._beam_size = beam_size
         super().__init__(
-            device="cpu",
+            device=device,
             compute_type=compute_type,
             settings=WhisperSTTService.Settings(model=str(model_path), language=language),
             **kwargs,
         )
 
     def _load(self) -> None:
-        model = shared_models.whisper_model(self._model_path, self._compute_type)
+        model = shared_models.whisper_model(self._model_path, self._compute_type, self._device)
         self._model = _WithDecodeOptions(model, beam_size=self._beam_size, vad_filter=False)
         unsupported = self._unsupported_language()
         if unsupported:

@@ -14,12 +14,15 @@ from pipecat.services.tts_service import TTSService
 
 from voice_connector.services import shared_models
 from voice_connector.services.tts.first_clause import speak_first_clause_early
+from voice_connector_core.devices import Device
 
 
 class LocalPiperTTSService(PiperTTSService):
     """Piper in this process; the voice is loaded once and shared by all calls."""
 
-    def __init__(self, *, voice_path: Path, config_path: Path, **kwargs: Any) -> None:
+    def __init__(
+        self, *, voice_path: Path, config_path: Path, device: Device = "auto", **kwargs: Any
+    ) -> None:
         # Skip PiperTTSService.__init__ (it downloads and loads a voice per instance).
         TTSService.__init__(
             self,
@@ -28,5 +31,5 @@ class LocalPiperTTSService(PiperTTSService):
             settings=PiperTTSService.Settings(model=None, voice=voice_path.stem, language=None),
             **kwargs,
         )
-        self._voice = shared_models.piper_voice(voice_path, config_path)
+        self._voice = shared_models.piper_voice(voice_path, config_path, device)
         speak_first_clause_early(self)

@@ -1,7 +1,7 @@
 """The monitoring component under Pulumi mocks: every query names a metric the code exports.
 
 Names come from the Prometheus registries of the media node (`voice_connector.telemetry.metrics`)
-and of the AI services (`ai_services.common.ServiceMetrics`), so renaming a metric in code
+and of the AI services (`ai_services.metrics.ServiceMetrics`), so renaming a metric in code
 without its panel or alert (or the reverse) fails here rather than as an empty chart.
 """
 
@@ -16,7 +16,7 @@ import pulumi
 import pytest
 from pulumi.runtime import settings as runtime_settings
 
-from ai_services.common import ServiceMetrics
+from ai_services.metrics import ServiceMetrics
 from tests.infra.harness import LOOP, RecordingMocks
 from voice_connector.telemetry import metrics
 from voice_infra.config import ConfigError, parse_stack_config

@@ -27,7 +27,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def test_whisper_service_asks_for_auto_device(recorded: list[dict[str, Any]]) -> None:
-    from ai_services.common import ServiceMetrics
+    from ai_services.metrics import ServiceMetrics
     from ai_services.whisper_service import Settings, WhisperService
 
     WhisperService(Settings(model_path=Path("/m")), ServiceMetrics("whisper-test"))._load()

@@ -8,7 +8,7 @@ import wave
 import numpy as np
 import soxr
 
-from ai_services.common import ServiceError
+from ai_services.errors import ServiceError
 
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 48000

@@ -29,18 +29,13 @@ from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from ai_services.common import (
-    ServiceError,
-    ServiceMetrics,
-    base_parser,
-    create_app,
-    error_message,
-    receive_request,
-    run_ws_session,
-    serve,
-    set_call_id,
-)
+from ai_services.call_ids import set_call_id
+from ai_services.errors import ServiceError, error_message
 from ai_services.llm_engine import GenerationParams, GenerationStats, LlamaEngine, check_messages
+from ai_services.metrics import ServiceMetrics
+from ai_services.runner import base_parser, serve
+from ai_services.service_app import create_app
+from ai_services.ws_session import receive_request, run_ws_session
 
 log = logging.getLogger("ai_services.llama_ws")
 ENDPOINT = "/"

@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ai_services.common import (
-    ModelSlot,
-    ServiceError,
-    ServiceMetrics,
-    WorkQueue,
-    stream_from_thread,
-)
+from ai_services.errors import ServiceError
+from ai_services.metrics import ServiceMetrics
+from ai_services.model_slot import ModelSlot
+from ai_services.work_queue import WorkQueue, stream_from_thread
 
 log = logging.getLogger("ai_services.llm")
 
@@ -178,6 +175,14 @@ def check_messages(raw: object) -> list[dict[str, Any]]:
             item["name"] = msg["tool_name"]
         out.append(item)
     return out
+
+
+def check_tools(raw: object) -> list[Any] | None:
+    """A request's `tools` (None when absent or empty), or a 400 error if not a list."""
+    tools = raw or None
+    if tools is not None and not isinstance(tools, list):
+        raise ServiceError(400, "tools must be a list")
+    return tools
 
 
 def _as_call(block: str, names: set[str] | None) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 
 Real Ollama serves these too, and OpenAI-style clients (e.g. Pipecat's `OLLamaLLMService`) use
 them; adding them keeps this server a drop-in for both kinds of Ollama client. Generation goes
-through the same serialized, cancellable engine as `/api/chat`.
+through the same serialized, cancellable engine as `/api/chat`. Errors here are in OpenAI's shape
+(the app's own are Ollama's), so the routes render them themselves.
 """
 
 from __future__ import annotations
@@ -10,28 +11,27 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ai_services.common import (
-    QueueFullError,
-    ServiceError,
-    error_message,
-    openai_error_body,
-    read_json,
-)
+from ai_services.errors import QueueFullError, ServiceError, error_message, openai_error_body
 from ai_services.llm_engine import (
     GenerationParams,
     GenerationStats,
-    LlamaEngine,
     ToolCallFilter,
     check_messages,
+    check_tools,
     tool_names,
 )
+from ai_services.request_body import read_json
+from ai_services.served_model import Served
+
+router = APIRouter()
+Piece = tuple[str, list[dict[str, Any]], GenerationStats | None]
 
 PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "stop")
 
@@ -89,96 +89,67 @@ def sse(obj: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
 
 
-def add_openai_routes(
-    app: FastAPI,
-    engine: LlamaEngine,
-    resolve: Callable[[dict[str, Any]], str],
-    model_name: str,
-) -> None:
-    """Mount the OpenAI-compatible routes; `resolve` checks the model name (404 otherwise)."""
+def refuse(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(openai_error_body(exc), status_code=exc.status)
 
-    def refuse(exc: ServiceError) -> JSONResponse:
-        return JSONResponse(openai_error_body(exc), status_code=exc.status)
 
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        await engine.model.get()
-        created = int(engine.gguf.stat().st_mtime)
-        entry = {"id": model_name, "object": "model", "created": created, "owned_by": "library"}
-        return {"object": "list", "data": [entry]}
+class Completion:
+    """One chat completion's answer in OpenAI's shapes: a JSON object or SSE chunks."""
 
-    @app.post("/v1/chat/completions")
-    async def completions(request: Request) -> Response:
+    def __init__(self, model: str, tools: list[Any] | None) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+        self.created = int(time.time())
+        self.model = model
+        self.filt = ToolCallFilter(tool_names(tools)) if tools else None
+
+    def envelope(self, kind: str, choice: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_ollama",
+            "choices": [{"index": 0, **choice}],
+        }
+
+    async def pieces(self, tokens: AsyncIterator[str | GenerationStats]) -> AsyncIterator[Piece]:
+        """(text, tool calls, final stats or None) as the model produces them."""
+        async with aclosing(tokens):
+            async for item in tokens:
+                if isinstance(item, GenerationStats):
+                    rest, calls = self.filt.finish() if self.filt is not None else ("", [])
+                    yield rest, openai_tool_calls(calls), item
+                    return
+                text = self.filt.feed(item) if self.filt is not None else item
+                if text:
+                    yield text, [], None
+
+    async def events(
+        self, tokens: AsyncIterator[str | GenerationStats], include_usage: bool
+    ) -> AsyncIterator[bytes]:
+        """SSE chunks, the finish chunk, usage if asked for, then `[DONE]` (even after errors)."""
+        kind = "chat.completion.chunk"
         try:
-            body = await read_json(request)
-            name = resolve(body)
-            messages = check_messages(body.get("messages"))
-            if not messages:
-                raise ServiceError(400, "messages must not be empty")
-            tools = body.get("tools") or None
-            if tools is not None and not isinstance(tools, list):
-                raise ServiceError(400, "tools must be a list")
-            tokens = await engine.stream_chat(
-                messages, openai_params(body), tools, openai_format(body.get("response_format"))
-            )
-        except QueueFullError:
-            return refuse(QueueFullError("server busy, please try again"))
-        except ServiceError as exc:
-            return refuse(exc)
-        cid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
-        filt = ToolCallFilter(tool_names(tools)) if tools else None
+            async for text, calls, stats in self.pieces(tokens):
+                delta: dict[str, Any] = {"role": "assistant", "content": text}
+                if calls:
+                    delta["tool_calls"] = calls
+                if text or calls:
+                    yield sse(self.envelope(kind, {"delta": delta, "finish_reason": None}))
+                if stats is not None:
+                    finish = "tool_calls" if calls else stats.done_reason
+                    yield sse(self.envelope(kind, {"delta": {}, "finish_reason": finish}))
+                    if include_usage:
+                        yield sse({**self.envelope(kind, {}), "choices": [], "usage": usage(stats)})
+        except Exception as exc:  # mid-stream: report in the stream
+            yield sse(openai_error_body(ServiceError(500, error_message(exc))))
+        yield b"data: [DONE]\n\n"
 
-        def envelope(kind: str, choice: dict[str, Any]) -> dict[str, Any]:
-            return {
-                "id": cid,
-                "object": kind,
-                "created": created,
-                "model": name,
-                "system_fingerprint": "fp_ollama",
-                "choices": [{"index": 0, **choice}],
-            }
-
-        async def pieces() -> AsyncIterator[
-            tuple[str, list[dict[str, Any]], GenerationStats | None]
-        ]:
-            """(text, tool calls, final stats or None) as the model produces them."""
-            async with aclosing(tokens):
-                async for item in tokens:
-                    if isinstance(item, GenerationStats):
-                        rest, calls = filt.finish() if filt is not None else ("", [])
-                        yield rest, openai_tool_calls(calls), item
-                        return
-                    text = filt.feed(item) if filt is not None else item
-                    if text:
-                        yield text, [], None
-
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-
-            async def events() -> AsyncIterator[bytes]:
-                kind = "chat.completion.chunk"
-                try:
-                    async for text, calls, stats in pieces():
-                        delta: dict[str, Any] = {"role": "assistant", "content": text}
-                        if calls:
-                            delta["tool_calls"] = calls
-                        if text or calls:
-                            yield sse(envelope(kind, {"delta": delta, "finish_reason": None}))
-                        if stats is not None:
-                            finish = "tool_calls" if calls else stats.done_reason
-                            yield sse(envelope(kind, {"delta": {}, "finish_reason": finish}))
-                            if include_usage:
-                                yield sse(
-                                    {**envelope(kind, {}), "choices": [], "usage": usage(stats)}
-                                )
-                except Exception as exc:  # mid-stream: report in the stream
-                    yield sse(openai_error_body(ServiceError(500, error_message(exc))))
-                yield b"data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream")
+    async def whole(self, tokens: AsyncIterator[str | GenerationStats]) -> JSONResponse:
+        """The non-streaming answer, with all the text, tool calls and usage."""
         text, calls, last = "", [], None
         try:
-            async for piece, piece_calls, stats in pieces():
+            async for piece, piece_calls, stats in self.pieces(tokens):
                 text, calls, last = text + piece, calls + piece_calls, stats or last
         except ServiceError as exc:
             return refuse(exc)
@@ -187,5 +158,37 @@ def add_openai_routes(
         if calls:
             message["tool_calls"] = calls
         finish = "tool_calls" if calls else last.done_reason
-        result = envelope("chat.completion", {"message": message, "finish_reason": finish})
+        result = self.envelope("chat.completion", {"message": message, "finish_reason": finish})
         return JSONResponse({**result, "usage": usage(last)})
+
+
+@router.get("/v1/models")
+async def models(served: Served) -> dict[str, Any]:
+    await served.engine.model.get()
+    created = int(served.engine.gguf.stat().st_mtime)
+    entry = {"id": served.name, "object": "model", "created": created, "owned_by": "library"}
+    return {"object": "list", "data": [entry]}
+
+
+@router.post("/v1/chat/completions")
+async def completions(request: Request, served: Served) -> Response:
+    try:
+        body = await read_json(request)
+        name = served.resolve(body)
+        messages = check_messages(body.get("messages"))
+        if not messages:
+            raise ServiceError(400, "messages must not be empty")
+        tools = check_tools(body.get("tools"))
+        tokens = await served.engine.stream_chat(
+            messages, openai_params(body), tools, openai_format(body.get("response_format"))
+        )
+    except QueueFullError:
+        return refuse(QueueFullError("server busy, please try again"))
+    except ServiceError as exc:
+        return refuse(exc)
+    completion = Completion(name, tools)
+    if body.get("stream"):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = completion.events(tokens, include_usage)
+        return StreamingResponse(events, media_type="text/event-stream")
+    return await completion.whole(tokens)

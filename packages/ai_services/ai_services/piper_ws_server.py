@@ -28,19 +28,14 @@ from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from ai_services.common import (
-    ModelSlot,
-    ServiceError,
-    ServiceMetrics,
-    WorkQueue,
-    base_parser,
-    create_app,
-    receive_request,
-    run_ws_session,
-    serve,
-    set_call_id,
-    stream_from_thread,
-)
+from ai_services.call_ids import set_call_id
+from ai_services.errors import ServiceError
+from ai_services.metrics import ServiceMetrics
+from ai_services.model_slot import ModelSlot
+from ai_services.runner import base_parser, serve
+from ai_services.service_app import create_app
+from ai_services.work_queue import WorkQueue, stream_from_thread
+from ai_services.ws_session import receive_request, run_ws_session
 
 log = logging.getLogger("ai_services.piper")
 ENDPOINT = "/tts"

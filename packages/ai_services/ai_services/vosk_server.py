@@ -30,18 +30,14 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 
 from ai_services.audio import check_sample_rate
-from ai_services.common import (
-    ModelSlot,
-    ServiceError,
-    ServiceMetrics,
-    WorkQueue,
-    base_parser,
-    create_app,
-    error_message,
-    run_ws_session,
-    serve,
-    set_call_id,
-)
+from ai_services.call_ids import set_call_id
+from ai_services.errors import ServiceError, error_message
+from ai_services.metrics import ServiceMetrics
+from ai_services.model_slot import ModelSlot
+from ai_services.runner import base_parser, serve
+from ai_services.service_app import create_app
+from ai_services.work_queue import WorkQueue
+from ai_services.ws_session import run_ws_session
 from voice_connector_core.models import with_dither
 
 log = logging.getLogger("ai_services.vosk")

@@ -44,20 +44,15 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ai_services.audio import check_sample_rate, pcm16_to_float, wav_to_pcm16
-from ai_services.common import (
-    ModelSlot,
-    ServiceError,
-    ServiceMetrics,
-    WorkQueue,
-    base_parser,
-    create_app,
-    error_message,
-    openai_error_body,
-    read_body,
-    run_ws_session,
-    serve,
-    set_call_id,
-)
+from ai_services.call_ids import set_call_id
+from ai_services.errors import ServiceError, error_message, openai_error_body
+from ai_services.metrics import ServiceMetrics
+from ai_services.model_slot import ModelSlot
+from ai_services.request_body import read_body
+from ai_services.runner import base_parser, serve
+from ai_services.service_app import create_app
+from ai_services.work_queue import WorkQueue
+from ai_services.ws_session import run_ws_session
 
 log = logging.getLogger("ai_services.whisper")
 WHISPER_RATE = 16000

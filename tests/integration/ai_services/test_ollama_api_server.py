@@ -10,7 +10,7 @@ import ollama
 import pytest
 
 from ai_services.llm_engine import ToolCallFilter
-from ai_services.ollama_api import normalize_name
+from ai_services.served_model import normalize_name
 
 SMOL = "smollm2:135m"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

@@ -13,14 +13,11 @@ import time
 import httpx
 import pytest
 
-from ai_services.common import (
-    ModelSlot,
-    QueueFullError,
-    ServiceError,
-    ServiceMetrics,
-    WorkQueue,
-    create_app,
-)
+from ai_services.errors import QueueFullError, ServiceError
+from ai_services.metrics import ServiceMetrics
+from ai_services.model_slot import ModelSlot
+from ai_services.service_app import create_app
+from ai_services.work_queue import WorkQueue
 
 
 def gated_app(release: threading.Event, fail: bool = False):
@@ -98,7 +95,8 @@ async def test_work_queue_refuses_beyond_workers_plus_waiting_room():
 
 
 async def test_call_id_reaches_worker_thread_logs(caplog):
-    from ai_services.common import CallIdFilter, set_call_id
+    from ai_services.call_ids import set_call_id
+    from ai_services.logs import CallIdFilter
 
     metrics = ServiceMetrics("ids")
     queue = WorkQueue(workers=1, max_queue=0, metrics=metrics, name="ids")

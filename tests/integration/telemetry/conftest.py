@@ -15,7 +15,10 @@ import pytest
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from ai_services.common import CallIdFilter, ModelSlot, ServiceMetrics, create_app
+from ai_services.logs import CallIdFilter
+from ai_services.metrics import ServiceMetrics
+from ai_services.model_slot import ModelSlot
+from ai_services.service_app import create_app
 from tests.support.servers import ServerThread, run_server
 
 ANSWER = "Sure, the store opens at nine in the morning on weekdays."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -97,3 +97,57 @@ def test_benchmarks_name_where_each_model_ran(monkeypatch: pytest.MonkeyPatch) -
         "device auto → whisper cuda, llama.cpp cpu"
     )
     assert bench_devices.node_env("cpu")["VC_STT_DEVICE"] == "cpu"
+
+
+def test_the_bundled_llm_server_is_started_on_the_configured_device() -> None:
+    from tests.conftest import node_settings
+    from voice_connector.services.llm import local_server
+
+    default = local_server.server_command(node_settings())
+    assert default[default.index("--device") + 1] == "auto"
+    command = local_server.server_command(node_settings(VC_LLM_DEVICE="cpu"))
+    assert command[command.index("--device") + 1] == "cpu"
+
+
+def test_llama_engine_offloads_every_layer_on_a_gpu_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import llama_cpp
+
+    from ai_services.llm_engine import LlamaEngine
+    from ai_services.metrics import ServiceMetrics
+
+    class Llama:
+        metadata: ClassVar[dict[str, str]] = {}
+
+        def __init__(self, **kwargs: Any) -> None:
+            asked.append(kwargs["n_gpu_layers"])
+
+    asked: list[int] = []
+    monkeypatch.setattr(llama_cpp, "Llama", Llama)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    metrics = ServiceMetrics("llama-device-test")
+    engines(monkeypatch, llama_cpp=True)
+    for device in ("auto", "cpu"):
+        LlamaEngine(gguf, metrics, device=device)._load()
+    assert asked == [-1, 0]
+
+
+def test_piper_server_loads_its_voice_on_the_device_it_was_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import piper
+
+    from ai_services.piper_ws_server import Settings, build_app, main
+
+    loads: list[dict[str, Any]] = []
+    monkeypatch.setattr(piper.PiperVoice, "load", staticmethod(lambda *a, **k: loads.append(k)))
+    engines(monkeypatch, piper=True)
+    for device in ("auto", "cpu"):
+        settings = Settings(Path("/v/x.onnx"), Path("/v/x.onnx.json"), device=device)
+        build_app(settings).state.model._loader()
+    assert [load["use_cuda"] for load in loads] == [True, False]
+    monkeypatch.setattr("ai_services.piper_ws_server.serve", lambda app, args: loads.append(args))
+    main(["--device", "cpu"])
+    assert loads[-1].device == "cpu"

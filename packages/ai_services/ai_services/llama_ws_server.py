@@ -33,9 +33,10 @@ from ai_services.call_ids import set_call_id
 from ai_services.errors import ServiceError, error_message
 from ai_services.llm_engine import GenerationParams, GenerationStats, LlamaEngine, check_messages
 from ai_services.metrics import ServiceMetrics
-from ai_services.runner import base_parser, serve
+from ai_services.runner import add_device_argument, base_parser, serve
 from ai_services.service_app import create_app
 from ai_services.ws_session import receive_request, run_ws_session
+from voice_connector_core.devices import Device
 
 log = logging.getLogger("ai_services.llama_ws")
 ENDPOINT = "/"
@@ -75,11 +76,18 @@ def parse_request(raw: str) -> tuple[list[dict[str, Any]], GenerationParams, dic
 
 
 def build_app(
-    gguf: Path, *, n_ctx: int = 4096, n_threads: int | None = None, max_queue: int = 64
+    gguf: Path,
+    *,
+    n_ctx: int = 4096,
+    n_threads: int | None = None,
+    max_queue: int = 64,
+    device: Device = "auto",
 ) -> FastAPI:
     """The legacy Llama WS app (plus the shared health/metrics endpoints)."""
     metrics = ServiceMetrics("llama_ws")
-    engine = LlamaEngine(gguf, metrics, n_ctx=n_ctx, n_threads=n_threads, max_queue=max_queue)
+    engine = LlamaEngine(
+        gguf, metrics, n_ctx=n_ctx, n_threads=n_threads, max_queue=max_queue, device=device
+    )
     app = create_app("llama_ws", engine.model, metrics, on_shutdown=engine.queue.shutdown)
     app.state.engine = engine
 
@@ -136,12 +144,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-ctx", type=int, default=4096, help="context window, tokens")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     parser.add_argument("--max-queue", type=int, default=64, help="requests allowed to wait")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     app = build_app(
         args.gguf or qwen_gguf(),
         n_ctx=args.n_ctx,
         n_threads=args.threads,
         max_queue=args.max_queue,
+        device=args.device,
     )
     serve(app, args)
 

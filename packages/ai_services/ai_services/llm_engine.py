@@ -23,6 +23,7 @@ from ai_services.errors import ServiceError
 from ai_services.metrics import ServiceMetrics
 from ai_services.model_slot import ModelSlot
 from ai_services.work_queue import WorkQueue, stream_from_thread
+from voice_connector_core.devices import Device, llama_gpu_layers
 
 log = logging.getLogger("ai_services.llm")
 
@@ -334,10 +335,12 @@ class LlamaEngine:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         max_queue: int = 64,
+        device: Device = "auto",
     ) -> None:
         self.gguf = gguf
         self.n_ctx = n_ctx
         self.n_threads = n_threads or available_cores()
+        self.device = device
         self.metrics = metrics
         self.model: ModelSlot[Any] = ModelSlot(gguf.name, self._load, metrics)
         self.queue = WorkQueue(1, max_queue, metrics, "llama")
@@ -350,7 +353,11 @@ class LlamaEngine:
         from llama_cpp import Llama
 
         llm = Llama(
-            model_path=str(self.gguf), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+            model_path=str(self.gguf),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_gpu_layers=llama_gpu_layers(self.device),
+            verbose=False,
         )
         stat = self.gguf.stat()
         # A cheap stable identifier (hashing 0.5 GB at start-up would delay readiness).

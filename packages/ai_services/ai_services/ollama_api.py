@@ -40,9 +40,10 @@ from fastapi import FastAPI
 from ai_services import ollama_catalog, ollama_generation, openai_compat
 from ai_services.llm_engine import LlamaEngine
 from ai_services.metrics import ServiceMetrics
-from ai_services.runner import base_parser, serve
+from ai_services.runner import add_device_argument, base_parser, serve
 from ai_services.served_model import ServedModel
 from ai_services.service_app import create_app
+from voice_connector_core.devices import Device
 
 
 def build_app(
@@ -52,10 +53,13 @@ def build_app(
     n_ctx: int = 4096,
     n_threads: int | None = None,
     max_queue: int = 512,
+    device: Device = "auto",
 ) -> FastAPI:
     """The Ollama-API FastAPI app for one GGUF served as `model_name`."""
     metrics = ServiceMetrics("ollama")
-    engine = LlamaEngine(gguf, metrics, n_ctx=n_ctx, n_threads=n_threads, max_queue=max_queue)
+    engine = LlamaEngine(
+        gguf, metrics, n_ctx=n_ctx, n_threads=n_threads, max_queue=max_queue, device=device
+    )
     app = create_app("ollama", engine.model, metrics, on_shutdown=engine.queue.shutdown)
     app.state.served = ServedModel(engine, model_name)
     app.include_router(ollama_catalog.router)
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-ctx", type=int, default=4096, help="context window, tokens")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     parser.add_argument("--max-queue", type=int, default=512, help="requests allowed to wait")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     app = build_app(
         args.gguf or qwen_gguf(),
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         n_ctx=args.n_ctx,
         n_threads=args.threads,
         max_queue=args.max_queue,
+        device=args.device,
     )
     serve(app, args)
 

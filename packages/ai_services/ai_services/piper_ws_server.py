@@ -32,10 +32,11 @@ from ai_services.call_ids import set_call_id
 from ai_services.errors import ServiceError
 from ai_services.metrics import ServiceMetrics
 from ai_services.model_slot import ModelSlot
-from ai_services.runner import base_parser, serve
+from ai_services.runner import add_device_argument, base_parser, serve
 from ai_services.service_app import create_app
 from ai_services.work_queue import WorkQueue, stream_from_thread
 from ai_services.ws_session import receive_request, run_ws_session
+from voice_connector_core.devices import Device, resolve
 
 log = logging.getLogger("ai_services.piper")
 ENDPOINT = "/tts"
@@ -50,6 +51,8 @@ class Settings:
     max_queue: int = 16
     max_text_chars: int = 5000
     max_chunk_bytes: int = 64 * 1024
+    device: Device = "auto"
+    """onnxruntime's CUDA provider when `auto` finds it (onnxruntime-gpu), else the CPU."""
 
 
 def voice_name(path: Path) -> str:
@@ -87,7 +90,11 @@ def build_app(settings: Settings) -> FastAPI:
     def load() -> Any:
         from piper import PiperVoice
 
-        return PiperVoice.load(str(settings.voice_path), config_path=str(settings.config_path))
+        return PiperVoice.load(
+            str(settings.voice_path),
+            config_path=str(settings.config_path),
+            use_cuda=resolve(settings.device, "piper") == "cuda",
+        )
 
     voice_slot = ModelSlot(name, load, metrics)
     queue = WorkQueue(settings.workers, settings.max_queue, metrics, "piper")
@@ -161,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="syntheses run at once")
     parser.add_argument("--max-queue", type=int, default=16, help="requests allowed to wait")
     parser.add_argument("--max-text-chars", type=int, default=5000)
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     onnx, config = piper_joe_voice()
     voice = args.voice or onnx
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         max_queue=args.max_queue,
         max_text_chars=args.max_text_chars,
+        device=args.device,
     )
     serve(build_app(settings), args)
 

@@ -8,6 +8,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ai_services.logs import configure_logging
+from voice_connector_core.devices import DEVICES
 
 
 def base_parser(prog: str, description: str, default_port: int) -> argparse.ArgumentParser:
@@ -25,6 +26,16 @@ def base_parser(prog: str, description: str, default_port: int) -> argparse.Argu
         help="largest WebSocket message accepted, bytes (bigger ones close the connection)",
     )
     return parser
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """`--device` of a server that runs a model: auto takes the GPU when its engine can."""
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the model runs (auto: the GPU when the engine can use one)",
+    )
 
 
 def serve(app: FastAPI, args: argparse.Namespace) -> None:

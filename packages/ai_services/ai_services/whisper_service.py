@@ -49,7 +49,7 @@ from ai_services.errors import ServiceError, error_message, openai_error_body
 from ai_services.metrics import ServiceMetrics
 from ai_services.model_slot import ModelSlot
 from ai_services.request_body import read_body
-from ai_services.runner import base_parser, serve
+from ai_services.runner import add_device_argument, base_parser, serve
 from ai_services.service_app import create_app
 from ai_services.work_queue import WorkQueue
 from ai_services.ws_session import run_ws_session
@@ -316,9 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--language", default=None, help="default language (omit = detect)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest utterance")
     parser.add_argument("--compute-type", default="int8")
-    parser.add_argument(
-        "--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto: CUDA if present"
-    )
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     settings = Settings(
         model_path=args.model or whisper_tiny_en(),

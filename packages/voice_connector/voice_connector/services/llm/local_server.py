@@ -79,7 +79,7 @@ def server_command(settings: Settings) -> list[str]:
         command += ["--gguf", llm.model_path]
     if llm.server_threads:
         command += ["--threads", str(llm.server_threads)]
-    return command
+    return [*command, "--device", llm.device]
 
 
 def wanted(settings: Settings) -> bool:

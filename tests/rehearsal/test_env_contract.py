@@ -20,7 +20,11 @@ from voice_connector_core.config import ConfigError, load_settings
 from voice_connector_core.config.loader import DEFAULT_CONFIG_PATH, env_name
 from voice_connector_core.config.schema import SECTIONS
 
-NODE_CODE = [ROOT / "packages" / "voice_connector", ROOT / "media-node" / "media_node"]
+NODE_CODE = [
+    ROOT / "packages" / "core",
+    ROOT / "packages" / "voice_connector",
+    ROOT / "media-node" / "media_node",
+]
 AI_CODE = [ROOT / "packages" / "ai_services" / "ai_services"]
 OLLAMA_READS = {"OLLAMA_HOST", "OLLAMA_KEEP_ALIVE", "OLLAMA_MODELS", "OLLAMA_MODEL"}
 """Ollama's own documented server settings, and OLLAMA_MODEL (docker/ollama/entrypoint.sh)."""
@@ -89,6 +93,9 @@ def test_function_env_is_read_by_the_uploaded_code(name: str, tmp_path: Path) ->
     function: Function = STACK.functions[name]
     with zipfile.ZipFile(function.archive) as archive:
         archive.extractall(tmp_path)
+    for wheel in (tmp_path / "wheels").glob("*.whl"):  # what pip puts in site-packages
+        with zipfile.ZipFile(wheel) as installed:
+            installed.extractall(tmp_path / "site-packages")
     env = STACK.env_of(function)
     check_connector_env(env, tmp_path / "cfg" / "voice-connector.ini", name)
     code = literals([tmp_path])

@@ -7,7 +7,7 @@ spread evenly over `--spread` seconds as real arrivals are (0: all at once, so e
 speaking in the same instant: the worst case, reported as its own row). Overhead per
 turn is measured inside the node, from its call records: end of caller speech (VAD stop) → first
 bot audio frame written to the WebSocket, minus the deliberate turn-end wait
-(`[transport] user_speech_timeout_secs`); the fakes take microseconds. The load tool adds the
+(`[pipeline] user_speech_timeout_secs`); the fakes take microseconds. The load tool adds the
 caller's view: wire voice-to-voice, send jitter, audible gaps, node CPU per call.
 Target: p99 under 20 ms at 50 concurrent calls. Results: benchmarks/results/connector_overhead.md
 (`--workers N`: connector_overhead_Nw.md).
@@ -105,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     clip = speak("Hello, how are you today?", Path(tempfile.mkdtemp(prefix="overhead-")))
     settings = load_settings("cfg/voice-connector.ini", env={})
-    wait_ms = 1000 * settings.transport.user_speech_timeout_secs
+    wait_ms = 1000 * settings.pipeline.user_speech_timeout_secs
     print(HEADER, flush=True)
     rows = []
     levels = [(int(c), args.spread) for c in args.calls.split(",")]

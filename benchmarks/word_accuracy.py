@@ -47,10 +47,10 @@ RESULTS = Path(__file__).parent / "results" / "word_accuracy.md"
 OUR_VARIANTS = {
     "ours": {},
     "ours at beam 1 (before)": {"VC_STT_BEAM_SIZE": "1"},
-    "ours with smart-turn": {"VC_TRANSPORT_TURN_DETECTION": "smart_turn"},
+    "ours with smart-turn": {"VC_PIPELINE_TURN_DETECTION": "smart_turn"},
 }
 """Our node as configured, with the beam it had before word accuracy was measured, and with
-smart-turn ending the turns (`[transport] turn_detection`)."""
+smart-turn ending the turns (`[pipeline] turn_detection`)."""
 EARLY_CUTS: dict[str, list[bool]] = {}
 """Per server, per utterance: whether the turn was cut early (see `transcribe_call`)."""
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")

@@ -122,7 +122,7 @@ def media_node_factory() -> Iterator[Callable[..., ServerThread]]:
     def start(settings: Any, services_override: Any = None) -> ServerThread:
         """With fake services there is no LLM to be ready for: wait for the server only."""
         app = create_app(settings, services_override)
-        server = ServerThread(app, ws_max_size=settings.twilio.max_message_bytes)
+        server = ServerThread(app, ws_max_size=settings.general.http_ws_max_message_bytes)
         server.start(wait_ready=services_override is None)
         servers.append(server)
         return server

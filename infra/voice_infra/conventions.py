@@ -45,7 +45,7 @@ def connector_env(providers: str, stt_url: str, llm_url: str, project: str) -> d
         "VC_TRANSPORT_PROVIDERS": providers,
         "VC_GENERAL_LOG_FORMAT": "json",
         "VC_TWILIO_VALIDATE_SIGNATURES": "true",
-        "VC_TWILIO_MAX_CALL_SECONDS": str(MAX_CALL_SECONDS),
+        "VC_PIPELINE_MAX_CALL_SECONDS": str(MAX_CALL_SECONDS),
         "VC_STT_PROVIDER": "faster_whisper",
         "VC_STT_MODE": "remote",
         "VC_STT_URL": stt_url,

@@ -71,7 +71,7 @@ def http_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Confi
         "host": general.http_host,
         "port": general.http_port,
         "http": header_timeout_protocol(general.http_header_timeout_seconds),
-        "ws_max_size": settings.twilio.max_message_bytes,
+        "ws_max_size": general.http_ws_max_message_bytes,
         "limit_concurrency": general.http_max_connections,
         "timeout_keep_alive": general.http_keep_alive_seconds,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,

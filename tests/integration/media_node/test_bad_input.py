@@ -34,7 +34,9 @@ JUNK = [
 
 @pytest.fixture
 def node(media_node_factory):  # type: ignore[no-untyped-def]
-    settings = node_settings(VC_TWILIO_MAX_MESSAGE_BYTES="4096", VC_TWILIO_IDLE_TIMEOUT_SECONDS="5")
+    settings = node_settings(
+        VC_GENERAL_HTTP_WS_MAX_MESSAGE_BYTES="4096", VC_TWILIO_IDLE_TIMEOUT_SECONDS="5"
+    )
     return media_node_factory(settings, services_override=lambda s, info: fake_services())
 
 

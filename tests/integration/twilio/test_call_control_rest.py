@@ -115,7 +115,9 @@ async def test_call_time_limit_says_goodbye_then_hangs_up(  # type: ignore[no-un
     media_node_factory, twilio_rest, tmp_path
 ) -> None:
     double, _ = twilio_rest
-    node, _ = start_node(media_node_factory, twilio_rest, "unused", VC_TWILIO_MAX_CALL_SECONDS="2")
+    node, _ = start_node(
+        media_node_factory, twilio_rest, "unused", VC_PIPELINE_MAX_CALL_SECONDS="2"
+    )
     options = CallerOptions(
         audio=[silence_wav(tmp_path / "quiet.wav", 8.0)],
         url=f"{node.ws}/twilio/stream",

@@ -61,13 +61,14 @@ async def test_started_stream_gone_silent_ends_the_call(media_node_factory) -> N
 
 @pytest.mark.slow
 async def test_real_node_process_enforces_max_message_bytes(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """`voice-connector run` hands `[twilio] max_message_bytes` to uvicorn (ws_max_size)."""
+    """`voice-connector run` hands `[general] http_ws_max_message_bytes` to uvicorn
+    (ws_max_size)."""
     port = free_port()
     env = {
         **os.environ,
         "VC_GENERAL_HTTP_PORT": str(port),
         "VC_GENERAL_HTTP_HOST": "127.0.0.1",
-        "VC_TWILIO_MAX_MESSAGE_BYTES": "2048",
+        "VC_GENERAL_HTTP_WS_MAX_MESSAGE_BYTES": "2048",
     }
     command = [sys.executable, "-m", "media_node.cli", "run", "--no-local-llm"]
     process = await asyncio.create_subprocess_exec(
@@ -95,7 +96,7 @@ async def test_real_node_process_enforces_max_message_bytes(tmp_path) -> None:  
 
 @pytest.mark.parametrize("size", [4096 + 1, 64 * 1024])
 async def test_oversized_message_closes_with_1009(media_node_factory, size: int) -> None:  # type: ignore[no-untyped-def]
-    settings = node_settings(VC_TWILIO_MAX_MESSAGE_BYTES="4096", VC_LLM_GREETING="")
+    settings = node_settings(VC_GENERAL_HTTP_WS_MAX_MESSAGE_BYTES="4096", VC_LLM_GREETING="")
     node = media_node_factory(settings, services_override=lambda s, info: fake_services())
     url = f"{node.ws}/twilio/stream"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:

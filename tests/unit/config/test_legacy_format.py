@@ -48,17 +48,18 @@ MAPPED: dict[tuple[str, str], tuple[str, tuple[str, str], Any]] = {
     ("logging", "level"): ("DEBUG", ("general", "log_level"), "DEBUG"),
     ("logging", "format"): ("structured", ("general", "log_format"), "json"),
     ("ai", "type"): ("vosk", ("stt", "provider"), "vosk"),
-    ("VAD", "confidence"): ("0.4", ("transport", "vad_confidence"), 0.4),
-    ("pipeline", "vad_threshold"): ("0.6", ("transport", "vad_confidence"), 0.6),
-    ("VAD", "stop_secs"): ("0.3", ("transport", "vad_stop_secs"), 0.3),
-    ("VAD", "min_silence_ms"): ("500", ("transport", "vad_stop_secs"), 0.5),
-    ("pipeline", "enable_interruption"): ("false", ("transport", "allow_interruptions"), False),
-    ("interruption", "enabled"): ("false", ("transport", "allow_interruptions"), False),
+    ("VAD", "confidence"): ("0.4", ("pipeline", "vad_confidence"), 0.4),
+    ("pipeline", "vad_threshold"): ("0.6", ("pipeline", "vad_confidence"), 0.6),
+    ("VAD", "stop_secs"): ("0.3", ("pipeline", "vad_stop_secs"), 0.3),
+    ("VAD", "min_silence_ms"): ("500", ("pipeline", "vad_stop_secs"), 0.5),
+    ("pipeline", "enable_interruption"): ("false", ("pipeline", "allow_interruptions"), False),
+    ("interruption", "enabled"): ("false", ("pipeline", "allow_interruptions"), False),
 }
 
 IMPLIED = {
     ("llm", "url"): [(("llm", "provider"), "llama_ws")],
     ("stt", "url"): [(("stt", "provider"), "vosk"), (("stt", "mode"), "remote")],
+    ("stt", "sample_rate"): [(("stt", "provider"), "vosk")],
     ("tts", "url"): [(("tts", "mode"), "remote")],
     ("tts", "host"): [(("tts", "mode"), "remote")],
     ("tts", "port"): [(("tts", "mode"), "remote")],
@@ -142,7 +143,7 @@ def test_the_original_files_load_unmodified(tmp_path: Path, text: str) -> None:
     assert (settings.llm.provider, settings.llm.url) == ("llama_ws", "ws://llm-turkish-server:8765")
     assert (settings.tts.mode, settings.tts.url) == ("remote", "ws://piper-tts-server:8000/tts")
     assert settings.tts.voice == "tr_TR-dfki-medium"
-    assert settings.transport.vad_confidence == 0.5
+    assert settings.pipeline.vad_confidence == 0.5
     # One warning per key line of the file, each naming where the key went or why it is unused.
     assert len(settings.deprecations) == len([line for line in scan(text) if line.key])
     assert all(
@@ -198,7 +199,7 @@ def test_a_file_mixing_both_formats_names_the_lines_of_each(tmp_path: Path) -> N
         ("[stt]\nchannels = 2\n[rtp]\nip = 1.2.3.4\n", "[stt] channels: only '1'"),
         ("[engine]\nevent_portt = 1\n", "old.ini:2: [engine] event_portt: unknown key in the Open"),
         ("[rtp]\nip = x\n[vosk]\nurl = ws://x\n", "old.ini:3: [vosk]: unknown section in the"),
-        ("[pipeline]\nvad_threshold = 7\n", "[pipeline] vad_threshold: [transport] vad_confidence"),
+        ("[pipeline]\nvad_threshold = 7\n", "[pipeline] vad_threshold: [pipeline] vad_confidence"),
     ],
 )
 def test_bad_legacy_values_are_errors_naming_the_old_line(

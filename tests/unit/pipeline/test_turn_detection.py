@@ -1,4 +1,4 @@
-"""`[transport] turn_detection` picks how a caller's turn ends."""
+"""`[pipeline] turn_detection` picks how a caller's turn ends."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pipecat.turns.user_stop import (
 from voice_connector.pipeline.builder import turn_stop_strategy
 from voice_connector_core.config import load_settings
 
-CONFIG = "[transport]\nproviders = twilio\nuser_speech_timeout_secs = 0.7\n"
+CONFIG = "[transport]\nproviders = twilio\n[pipeline]\nuser_speech_timeout_secs = 0.7\n"
 
 
 def test_a_fixed_silence_by_default_smart_turn_when_asked(tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_a_fixed_silence_by_default_smart_turn_when_asked(tmp_path: Path) -> Non
     assert default._user_speech_timeout == 0.7
 
     smart = turn_stop_strategy(
-        load_settings(path, env={"VC_TRANSPORT_TURN_DETECTION": "smart_turn"})
+        load_settings(path, env={"VC_PIPELINE_TURN_DETECTION": "smart_turn"})
     )
     assert isinstance(smart, TurnAnalyzerUserTurnStopStrategy)
     assert isinstance(smart._turn_analyzer, LocalSmartTurnAnalyzerV3)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voice_connector_core.config.schema import SECTIONS
+from voice_connector_core.config.sections import SECTIONS, owners, provider_of, section_keys
+from voice_connector_core.config.services import PROVIDERS
 
 FORMAT_NAME = "the OpenSIPS AI Voice Connector format"
 
@@ -88,6 +89,10 @@ def _tts_remote(_: str) -> dict[str, str]:
     return {"tts.mode": "remote"}
 
 
+def _vosk(_: str) -> dict[str, str]:
+    return {"stt.provider": "vosk"}
+
+
 @dataclass(frozen=True)
 class Rule:
     """Where one legacy key goes (`target` "section.key"), or why it is ignored (`target` None)."""
@@ -139,7 +144,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("llm", "stream"): _ignored("answers are always streamed"),
     ("llm", "top_p"): _ignored("no equivalent; temperature is kept"),
     ("stt", "url"): Rule("stt.url", "mode = remote; ws:// means vosk", implies=_stt_remote),
-    ("stt", "sample_rate"): Rule("stt.sample_rate"),
+    ("stt", "sample_rate"): Rule("stt.sample_rate", "the format's STT was Vosk", implies=_vosk),
     ("stt", "channels"): _ignored("audio is always mono", _only("1", "audio is always mono")),
     ("stt", "send_eof"): _ignored("the end of stream is always sent"),
     ("stt", "model"): _ignored("the model is the Vosk server's own"),
@@ -160,17 +165,17 @@ RULES: dict[tuple[str, str], Rule] = {
     ("audio", "sample_rate"): _ignored("the pipeline runs at 16 kHz"),
     ("audio", "chunk_size"): _ignored("audio moves in 20 ms frames"),
     ("audio", "format"): _ignored("the pipeline carries PCM16"),
-    ("VAD", "confidence"): Rule("transport.vad_confidence"),
-    ("pipeline", "vad_threshold"): Rule("transport.vad_confidence"),
-    ("VAD", "stop_secs"): Rule("transport.vad_stop_secs"),
-    ("VAD", "min_silence_ms"): Rule("transport.vad_stop_secs", "in seconds", _ms_to_seconds),
+    ("VAD", "confidence"): Rule("pipeline.vad_confidence"),
+    ("pipeline", "vad_threshold"): Rule("pipeline.vad_confidence"),
+    ("VAD", "stop_secs"): Rule("pipeline.vad_stop_secs"),
+    ("VAD", "min_silence_ms"): Rule("pipeline.vad_stop_secs", "in seconds", _ms_to_seconds),
     ("VAD", "enabled"): _ignored("the VAD always runs: it drives turn-taking"),
     ("VAD", "start_secs"): _ignored("Silero's start window is used"),
     ("VAD", "min_speech_ms"): _ignored("Silero's start window is used"),
     ("VAD", "speech_threshold"): _ignored("an energy threshold; Silero's confidence replaces it"),
     ("VAD", "turkish_optimized"): _ignored("no language-specific VAD tuning"),
-    ("pipeline", "enable_interruption"): Rule("transport.allow_interruptions"),
-    ("interruption", "enabled"): Rule("transport.allow_interruptions"),
+    ("pipeline", "enable_interruption"): Rule("pipeline.allow_interruptions"),
+    ("interruption", "enabled"): Rule("pipeline.allow_interruptions"),
     ("pipeline", "stt_timeout"): _ignored("the services' own timeouts apply"),
     ("pipeline", "llm_timeout"): _ignored("the services' own timeouts apply"),
     ("pipeline", "tts_timeout"): _ignored("the services' own timeouts apply"),
@@ -226,7 +231,7 @@ def _is_legacy(line: Line) -> bool:
     if not line.key:
         return line.section in LEGACY_SECTIONS - SHARED_SECTIONS
     if line.section in SHARED_SECTIONS:
-        known = SECTIONS[line.section].model_fields
+        known = section_keys(line.section)
         return (line.section, line.key) in RULES and line.key not in known
     return line.section in LEGACY_SECTIONS
 
@@ -238,7 +243,7 @@ def _is_current(line: Line) -> bool:
         return False
     if line.section not in SHARED_SECTIONS:
         return not line.key  # a header of [transport] or [twilio]
-    known = SECTIONS[line.section].model_fields
+    known = section_keys(line.section)
     return line.key in known and (line.section, line.key) not in RULES
 
 
@@ -299,7 +304,20 @@ def _home(target: str) -> str:
 
 
 def convert(parser: configparser.ConfigParser, lines: list[Line]) -> Conversion:
-    """Map every key of a legacy file; unknown sections and keys become problems."""
+    """Map every key of a legacy file; unknown sections and keys become problems.
+
+    Two passes: the first decides each section's provider (a ws:// LLM URL means llama_ws), the
+    second ignores, with a reason, the keys that provider does not take (the LLM `model` of a
+    Llama WebSocket service, which serves its own).
+    """
+    first = _convert(parser, lines, {})
+    chosen = first.sections()
+    return _convert(parser, lines, {s: provider_of(s, chosen.get(s, {})) for s in PROVIDERS})
+
+
+def _convert(
+    parser: configparser.ConfigParser, lines: list[Line], providers: Mapping[str, str]
+) -> Conversion:
     result = Conversion()
     found = {(line.section, line.key): line for line in lines if line.key}
     for section in parser.sections():
@@ -319,10 +337,20 @@ def convert(parser: configparser.ConfigParser, lines: list[Line]) -> Conversion:
         if key not in items:
             continue
         line = found.get((section, key), Line(section, key, 0))
-        _apply(rule, line, items[key], items, result)
+        _apply(_for_provider(rule, providers), line, items[key], items, result)
     for target, value in IMPLIED.items():
         result.values.setdefault(target, Mapped(value, Line("", "", 0), implied=True))
     return result
+
+
+def _for_provider(rule: Rule, providers: Mapping[str, str]) -> Rule:
+    """`rule`, or an ignoring one when its key is another provider's than the file's."""
+    section, _, key = (rule.target or "").partition(".")
+    provider = providers.get(section, "")
+    model = PROVIDERS.get(section, {}).get(provider)
+    if model is None or key in model.model_fields or not owners(section, key):
+        return rule
+    return Rule(None, f"not a setting of provider {provider}", rule.convert)
 
 
 def _apply(

@@ -16,23 +16,37 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from voice_connector_core.config import legacy
+from voice_connector_core.config import legacy, moved, upgrade
 from voice_connector_core.config.schema import (
-    OVERRIDABLE_BY_FLAVOR,
-    SECTIONS,
     FlavorSettings,
     GeneralSettings,
-    LLMSettings,
     OpenSIPSSettings,
+    PipelineSettings,
     Section,
-    STTSettings,
     TransportSettings,
-    TTSSettings,
     TwilioSettings,
+)
+from voice_connector_core.config.sections import (
+    ENV_PREFIX,
+    OVERRIDABLE_BY_FLAVOR,
+    SECTIONS,
+    carried_over,
+    env_name,
+    foreign_keys,
+    model_for,
+    owners,
+    section_keys,
+)
+from voice_connector_core.config.services import (
+    FasterWhisperSTT,
+    LLMSettings,
+    OllamaLLM,
+    PiperTTS,
+    STTSettings,
+    TTSSettings,
 )
 
 DEFAULT_CONFIG_PATH = Path("cfg/voice-connector.ini")
-ENV_PREFIX = "VC_"
 FLAVOR_PREFIX = "flavor:"
 FLAVOR_SELECTORS = ("match", "transfer_target")
 REDACTED = "********"
@@ -67,16 +81,18 @@ class Settings(BaseModel):
 
     general: GeneralSettings = GeneralSettings()
     transport: TransportSettings = TransportSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     twilio: TwilioSettings = TwilioSettings()
     opensips: OpenSIPSSettings = OpenSIPSSettings()
-    stt: STTSettings = STTSettings()
-    llm: LLMSettings = LLMSettings()
-    tts: TTSSettings = TTSSettings()
+    stt: STTSettings = FasterWhisperSTT()
+    llm: LLMSettings = OllamaLLM()
+    tts: TTSSettings = PiperTTS()
     flavors: dict[str, FlavorSettings] = {}
     flavor: str = "default"
     source: str = "<defaults>"
     deprecations: tuple[str, ...] = ()
-    """One warning per key of a file in the OpenSIPS AI Voice Connector format."""
+    """One warning per key of a file in the OpenSIPS AI Voice Connector format, per moved key,
+    and per key of another provider left at its default."""
 
     def for_flavor(self, name: str) -> Settings:
         """The settings one call runs with: this config with flavor `name`'s overrides applied.
@@ -91,8 +107,10 @@ class Settings(BaseModel):
         for section in OVERRIDABLE_BY_FLAVOR:
             values = _section_overrides(flavor.overrides, section)
             if values:
-                current = getattr(self, section).model_dump()
-                updates[section] = SECTIONS[section].model_validate({**current, **values})
+                merged = {**carried_over(section, getattr(self, section), values), **values}
+                model = model_for(section, merged)
+                assert model is not None  # checked at load time
+                updates[section] = model.model_validate(merged)
         return self.model_copy(update=updates)
 
     def redacted(self) -> dict[str, dict[str, Any]]:
@@ -140,12 +158,6 @@ def _section_overrides(overrides: Mapping[str, str], section: str) -> dict[str, 
     return {k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)}
 
 
-def env_name(section: str, key: str) -> str:
-    """`VC_<SECTION>_<KEY>`; for flavors `VC_FLAVOR_<NAME>_<SECTION>_<KEY>` (non-alnum → `_`)."""
-    raw = f"{section}_{key}".replace(":", "_").replace(".", "_").replace("-", "_")
-    return ENV_PREFIX + raw.upper()
-
-
 def _read_ini(path: Path, problems: list[ConfigProblem]) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     parser.optionxform = str  # type: ignore[assignment,method-assign]
@@ -161,9 +173,39 @@ def _read_ini(path: Path, problems: list[ConfigProblem]) -> configparser.ConfigP
 
 def _validate_section(
     name: str,
+    section: str,
+    raw: Mapping[str, object],
+    origin: Mapping[str, str],
+    notes: list[str],
+    problems: list[ConfigProblem],
+    key_prefix: str = "",
+) -> Section | None:
+    """`raw` validated as `section` under the provider it selects (`name` labels the problems:
+    the section, or the flavor overriding it)."""
+    model = model_for(section, raw)
+    if model is None:
+        choices = " or ".join(repr(p) for p in owners(section, "provider"))
+        source = origin.get(key_prefix + "provider", origin[""])
+        problems.append(
+            ConfigProblem(source, name, key_prefix + "provider", f"input should be {choices}")
+        )
+        return None
+    kept = dict(raw)
+    for key, (ignorable, message) in foreign_keys(section, raw).items():
+        del kept[key]
+        source = origin.get(key_prefix + key, origin[""])
+        if ignorable:
+            notes.append(f"{source}: [{name}] {key_prefix}{key} is {message}: ignored, remove it")
+        else:
+            problems.append(ConfigProblem(source, name, key_prefix + key, message))
+    return _validate(name, model, kept, origin, problems, key_prefix)
+
+
+def _validate(
+    name: str,
     model: type[Section],
-    raw: dict[str, str],
-    origin: dict[str, str],
+    raw: Mapping[str, object],
+    origin: Mapping[str, str],
     problems: list[ConfigProblem],
     key_prefix: str = "",
 ) -> Section | None:
@@ -230,20 +272,20 @@ def load_settings(
             if line.key:
                 origin[section][key] = f"{file_label}:{line.number} [{line.section}] {line.key}"
 
+    notes: list[str] = []
     known_env: set[str] = set()
-    for section, model in SECTIONS.items():
-        for key in model.model_fields:
-            var = env_name(section, key)
-            known_env.add(var)
-            if var in env:
-                raw[section][key] = env[var]
-                origin[section][key] = f"env {var}"
+    _move_keys(raw, origin, notes, problems)
+    env_raw, env_origin = _env_layer(env, known_env)
+    _move_keys(env_raw, env_origin, notes, problems)
+    for section, values in env_raw.items():
+        raw[section].update(values)
+        origin[section].update(env_origin[section])
 
     sections: dict[str, Section | None] = {
-        name: _validate_section(name, model, raw[name], origin[name], problems)
-        for name, model in SECTIONS.items()
+        name: _validate_section(name, name, raw[name], origin[name], notes, problems)
+        for name in SECTIONS
     }
-    flavors = _load_flavors(flavor_raw, sections, env, known_env, file_label, problems)
+    flavors = _load_flavors(flavor_raw, sections, env, known_env, file_label, notes, problems)
 
     for var in env:
         if var.startswith(ENV_PREFIX) and var not in known_env:
@@ -256,6 +298,7 @@ def load_settings(
     return Settings(
         general=general,
         transport=sections["transport"],  # type: ignore[arg-type]
+        pipeline=sections["pipeline"],  # type: ignore[arg-type]
         twilio=sections["twilio"],  # type: ignore[arg-type]
         opensips=sections["opensips"],  # type: ignore[arg-type]
         stt=sections["stt"],  # type: ignore[arg-type]
@@ -264,23 +307,70 @@ def load_settings(
         flavors=flavors,
         flavor=general.default_flavor,
         source=file_label if parser.sections() else "<defaults>",
-        deprecations=tuple(conversion.warnings) if conversion else (),
+        deprecations=(*(conversion.warnings if conversion else ()), *_warned(notes)),
     )
 
 
-def migrate(path: Path | str) -> str:
-    """The file in this connector's format equivalent to `path`, in the legacy format.
+_LOGGED: set[str] = set()
+"""Deprecation notes already logged by this process: one line per key, however often loaded."""
 
-    Raises `ConfigError` with every problem of the old file, or when it is not in that format.
+
+def _warned(notes: list[str]) -> list[str]:
+    """`notes` without repeats, each logged as a warning the first time this process sees it."""
+    unique = list(dict.fromkeys(notes))
+    for note in unique:
+        if note not in _LOGGED:
+            _LOGGED.add(note)
+            logger.warning(note)
+    return unique
+
+
+def _env_layer(
+    env: Mapping[str, str], known_env: set[str]
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """The `VC_<SECTION>_<KEY>` variables set (keys at their old places included), and where
+    each came from; every name read joins `known_env`."""
+    wanted = [(s, k) for s in SECTIONS for k in section_keys(s)] + list(moved.MOVED)
+    values: dict[str, dict[str, str]] = {}
+    origin: dict[str, dict[str, str]] = {}
+    for section, key in wanted:
+        var = env_name(section, key)
+        known_env.add(var)
+        if var in env:
+            values.setdefault(section, {})[key] = env[var]
+            origin.setdefault(section, {})[key] = f"env {var}"
+    return values, origin
+
+
+def _move_keys(
+    layer: dict[str, dict[str, str]],
+    origin: dict[str, dict[str, str]],
+    notes: list[str],
+    problems: list[ConfigProblem],
+) -> None:
+    def problem(source: str, section: str, key: str, message: str) -> None:
+        problems.append(ConfigProblem(source, section, key, message))
+
+    moved.apply(layer, origin, notes.append, problem)
+
+
+def migrate(path: Path | str) -> str:
+    """The file equivalent to `path` in this connector's current format: converted from the
+    legacy format, or with the keys at deprecated places moved to their new ones.
+
+    Raises `ConfigError` with every problem of the file, or when there is nothing to change.
     """
     path = Path(path)
     load_settings(path, env={}, require_file=True)
     problems: list[ConfigProblem] = []
     conversion = _legacy_conversion(path, _read_ini(path, problems), problems, quiet=True)
-    if conversion is None:
+    if conversion is not None:
+        return legacy.render(conversion, path)
+    text, changes = upgrade.rewrite(path.read_text(encoding="utf-8"))
+    if not changes:
         message = "already in this connector's format: nothing to migrate"
         raise ConfigError([ConfigProblem(str(path), "-", "", message)])
-    return legacy.render(conversion, path)
+    return text
 
 
 def _legacy_conversion(
@@ -321,6 +411,7 @@ def _load_flavors(
     env: Mapping[str, str],
     known_env: set[str],
     file_label: str,
+    notes: list[str],
     problems: list[ConfigProblem],
 ) -> dict[str, FlavorSettings]:
     flavors: dict[str, FlavorSettings] = {}
@@ -356,9 +447,9 @@ def _load_flavors(
             values = _section_overrides(overrides, section)
             if base is None or not values:
                 continue
-            merged = {**base.model_dump(), **values}
-            _validate_section(label, SECTIONS[section], merged, origin, problems, f"{section}.")
-        flavor = _validate_section(
+            merged = {**carried_over(section, base, values), **values}
+            _validate_section(label, section, merged, origin, notes, problems, f"{section}.")
+        flavor = _validate(
             label, FlavorSettings, {**selectors, "overrides": overrides}, origin, problems
         )
         if isinstance(flavor, FlavorSettings):
@@ -367,8 +458,4 @@ def _load_flavors(
 
 
 def _overridable_keys() -> list[str]:
-    return [
-        f"{section}.{key}"
-        for section in OVERRIDABLE_BY_FLAVOR
-        for key in SECTIONS[section].model_fields
-    ]
+    return [f"{s}.{key}" for s in OVERRIDABLE_BY_FLAVOR for key in section_keys(s)]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pydantic.fields import FieldInfo
 
-from voice_connector_core.config.loader import env_name
-from voice_connector_core.config.schema import SECTIONS, FlavorSettings, Section
+from voice_connector_core.config.moved import MOVED
+from voice_connector_core.config.schema import FlavorSettings, Section
+from voice_connector_core.config.sections import SECTIONS, env_name
+from voice_connector_core.config.services import PROVIDERS
 
 HEADER = """# Configuration reference
 
@@ -23,6 +25,10 @@ validates and prints every problem as `FILE: [section] key: message` (exit code 
 A file in the OpenSIPS AI Voice Connector's INI format (`[engine]`, `[rtp]`, `[opensips] ip/port`,
 ...) is read as well, with one deprecation warning per key naming its new home; `voice-connector
 config migrate OLD.ini` prints it in this format (see docs/migration.md).
+
+`[stt]`, `[llm]` and `[tts]` take the keys shared by their providers plus those of the chosen
+`provider` only: another provider's key is an error (left at its default, as in a copy of an older
+template, it is ignored with a warning).
 
 This page is generated from the schema (`python -m voice_connector_core.config.reference`).
 """
@@ -42,10 +48,12 @@ def _default(field: FieldInfo) -> str:
     return str(value)
 
 
-def _table(section: str, model: type[Section], env_section: str | None = None) -> list[str]:
+def _table(
+    section: str, model: type[Section], env_section: str | None = None, skip: tuple[str, ...] = ()
+) -> list[str]:
     rows = ["| key | default | env | meaning |", "|---|---|---|---|"]
     for key, field in model.model_fields.items():
-        if key == "overrides":
+        if key == "overrides" or key in skip:
             continue
         env = env_name(env_section or section, key)
         meaning = (field.description or "").replace("|", "\\|")
@@ -53,16 +61,49 @@ def _table(section: str, model: type[Section], env_section: str | None = None) -
     return rows
 
 
+def _providers(section: str, common: type[Section]) -> list[str]:
+    """One table per provider, of the keys only it takes."""
+    lines: list[str] = []
+    shared = tuple(common.model_fields)
+    for name, model in PROVIDERS[section].items():
+        own = _table(section, model, skip=shared)
+        lines += [f"### [{section}] provider = {name}", "", (model.__doc__ or "").strip(), ""]
+        lines += [*own, ""] if len(own) > 2 else ["No keys of its own.", ""]
+    return lines
+
+
+def _moved() -> list[str]:
+    lines = [
+        "## Deprecated key places",
+        "",
+        "Still read, with a warning naming the new key; "
+        "the same key set at both places to different values is an error.",
+        "",
+        "| old | new |",
+        "|---|---|",
+    ]
+    for (old_section, old_key), (new_section, new_key) in MOVED.items():
+        lines.append(f"| `[{old_section}] {old_key}` | `[{new_section}] {new_key}` |")
+    return [*lines, ""]
+
+
 def render() -> str:
     lines = [HEADER]
     for section, model in SECTIONS.items():
-        lines += [f"## [{section}]", "", *_table(section, model), ""]
+        lines += [f"## [{section}]", ""]
+        if section in PROVIDERS:
+            lines += ["Keys of every provider:", ""]
+        lines += [*_table(section, model), ""]
+        if section in PROVIDERS:
+            lines += _providers(section, model)
     lines += [
         "## [flavor:NAME]",
         "",
         "Per-call overrides. Besides the keys below, a flavor takes `stt.KEY`, `llm.KEY` and "
         "`tts.KEY` lines that override those sections for calls of this flavor (validated like "
-        "the sections themselves). Env: `VC_FLAVOR_<NAME>_<KEY>`, e.g. "
+        "the sections themselves); one that sets another `provider` keeps only the section's "
+        "shared keys, the new provider's own start at their defaults. Env: "
+        "`VC_FLAVOR_<NAME>_<KEY>`, e.g. "
         "`VC_FLAVOR_SUPPORT_LLM_MODEL`. Selection order: `[general] flavor_lookup_url` → "
         "explicit flavor from the signalling (OpenSIPS `extra_params`, Twilio `<Parameter "
         'name="flavor">`) → first `match` regex (in file order) on the called number → '
@@ -70,6 +111,7 @@ def render() -> str:
         "",
         *_table("flavor:NAME", FlavorSettings, "flavor_NAME"),
         "",
+        *_moved(),
     ]
     return "\n".join(lines)
 

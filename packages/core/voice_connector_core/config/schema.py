@@ -1,4 +1,5 @@
-"""Typed schema of the INI configuration: one pydantic model per section.
+"""Typed schema of the INI configuration: one pydantic model per section (the per-provider
+`[stt]`, `[llm]` and `[tts]` models are in `services`; `sections` lists them all).
 
 Every field's description is the documentation of its key (`docs/configuration.md` is generated
 from these descriptions, and a test fails when they drift apart).
@@ -12,8 +13,6 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-
-from voice_connector_core.devices import Device
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -125,6 +124,12 @@ class GeneralSettings(Section):
     http_keep_alive_seconds: int = Field(
         5, ge=1, description="Idle time after which a keep-alive HTTP connection is closed."
     )
+    http_ws_max_message_bytes: int = Field(
+        65536,
+        ge=1024,
+        description="Largest WebSocket message the HTTP server accepts (uvicorn ws_max_size; a "
+        "bigger one closes that WebSocket with 1009). Twilio media streams are its WebSockets.",
+    )
 
     @field_validator("private_networks", "trusted_proxies", mode="before")
     @classmethod
@@ -148,6 +153,23 @@ class TransportSettings(Section):
         description="Telephony providers to run, comma-separated: opensips, twilio or both. "
         "Without a [transport] section the node is OpenSIPS-only, as before.",
     )
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("providers")
+    @classmethod
+    def _at_least_one(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one provider: opensips, twilio")
+        return list(dict.fromkeys(value))
+
+
+class PipelineSettings(Section):
+    """Turn-taking and call limits: how every call's pipeline runs, whichever transport."""
+
     vad_stop_secs: float = Field(
         0.2,
         gt=0,
@@ -171,18 +193,12 @@ class TransportSettings(Section):
         "silence) or smart_turn (Pipecat's smart-turn v3.2 CPU model decides at each pause "
         "whether the speech is complete; one ONNX session per call).",
     )
-
-    @field_validator("providers", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return split_list(value)
-
-    @field_validator("providers")
-    @classmethod
-    def _at_least_one(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("name at least one provider: opensips, twilio")
-        return list(dict.fromkeys(value))
+    max_call_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="End a call (SIP or Twilio) with a spoken goodbye after this long (Cloud "
+        "Run cuts WebSockets at 3600 s: use 3540 there). 0: no limit.",
+    )
 
 
 class TwilioSettings(Section):
@@ -203,9 +219,6 @@ class TwilioSettings(Section):
     api_base_url: str = Field(
         "", description="Override of Twilio's REST base URL (tests point it at a local double)."
     )
-    max_message_bytes: int = Field(
-        65536, ge=1024, description="Largest WebSocket message accepted from Twilio."
-    )
     idle_timeout_seconds: float = Field(
         30.0, gt=0, description="A stream silent this long (no message at all) is ended."
     )
@@ -220,13 +233,6 @@ class TwilioSettings(Section):
         ge=1,
         description="Streams one client address may hold open before their `start` "
         "(unauthenticated); more are refused at the handshake.",
-    )
-    max_call_seconds: float = Field(
-        0.0,
-        ge=0,
-        description="End a call with a spoken goodbye after this long (Cloud Run cuts "
-        "WebSockets at "
-        "3600 s: use 3540 there). 0: no limit.",
     )
 
     @field_validator("validate_signatures", mode="before")
@@ -332,153 +338,6 @@ class OpenSIPSSettings(Section):
         return f"udp:{ip}:{self.event_port}"
 
 
-class STTSettings(Section):
-    provider: Literal["faster_whisper", "vosk"] = Field(
-        "faster_whisper", description="faster_whisper (buffered per utterance) or vosk (streaming)."
-    )
-    mode: Literal["local", "remote"] = Field(
-        "local", description="local: model in this process; remote: a network service at url."
-    )
-    model_path: Path | None = Field(
-        None,
-        description="Local model directory. Empty: the bundled model (Whisper tiny.en; "
-        "Vosk Korean).",
-    )
-    language: str = Field("en", description="Spoken language (ISO code).")
-    compute_type: str = Field("int8", description="faster-whisper compute type on CPU.")
-    device: Device = Field(
-        "auto",
-        description="Where the local Whisper model runs: auto (the GPU when CTranslate2 sees a "
-        "CUDA device, else the CPU), cpu or cuda (start-up fails without one).",
-    )
-    beam_size: int = Field(
-        5,
-        ge=1,
-        le=10,
-        description="faster-whisper beam size. 5 (Pipecat's and faster-whisper's default) is the "
-        "most accurate on short phone segments (benchmarks/results/word_accuracy.md); 1 decodes "
-        "faster.",
-    )
-    url: str = Field(
-        "",
-        description="Remote service URL (Whisper service http://, vosk-server ws://). Whisper: "
-        "several, comma-separated, fail over in order when one is unreachable.",
-    )
-    sample_rate: int = Field(16000, description="Rate sent to a remote Vosk server.")
-
-    @field_validator("model_path", mode="before")
-    @classmethod
-    def _blank(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("model_path")
-    @classmethod
-    def _exists(cls, value: Path | None) -> Path | None:
-        return existing_path(value)
-
-    @model_validator(mode="after")
-    def _url_when_remote(self) -> STTSettings:
-        if self.mode == "remote" and not self.url:
-            raise ValueError("url is required when mode = remote")
-        if self.mode == "remote" and self.provider == "vosk":
-            require_scheme(self.url, ("ws://", "wss://"), "provider = vosk and mode = remote")
-        if self.mode == "remote" and self.provider == "faster_whisper":
-            require_scheme(
-                self.url, ("http://", "https://"), "provider = faster_whisper and mode = remote"
-            )
-        return self
-
-
-class LLMSettings(Section):
-    provider: Literal["ollama", "llama_ws"] = Field(
-        "ollama", description="ollama (native API) or llama_ws (legacy Llama WebSocket service)."
-    )
-    url: str = Field(
-        "http://127.0.0.1:11434", description="Ollama host, or the Llama WebSocket URL (ws://...)."
-    )
-    model: str = Field("qwen2.5-coder:0.5b", description="Model name asked of Ollama.")
-    model_path: str = Field(
-        "",
-        description="GGUF file the bundled local LLM server serves under `model` when no Ollama "
-        "answers on a loopback `url` (empty: the bundled Qwen2.5-Coder 0.5B). Another GGUF is "
-        "this one key.",
-    )
-    server_threads: int = Field(
-        0,
-        ge=0,
-        description="llama.cpp threads of the bundled local LLM server (0: every core this "
-        "process may use).",
-    )
-    device: Device = Field(
-        "auto",
-        description="Where the bundled local LLM server runs the model: auto (every layer on the "
-        "GPU when llama.cpp is a GPU build, else the CPU), cpu or cuda (start-up fails "
-        "without a GPU build).",
-    )
-    system_prompt: str = Field(
-        "You are a friendly phone assistant. Answer in one or two short spoken sentences.",
-        description="System prompt opening every conversation.",
-    )
-    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
-    max_tokens: int = Field(80, ge=1, description="Longest answer, in tokens.")
-    keep_alive: str = Field("30m", description="How long Ollama keeps the model loaded.")
-    pull_missing: bool = Field(False, description="On start-up, pull the model if Ollama lacks it.")
-    greeting: str = Field(
-        "Hello! How can I help you?",
-        description="Spoken when the call starts; empty: wait silently.",
-    )
-    tools: bool = Field(
-        True,
-        description="Offer call-control tools (hang up, transfer) to models that support them.",
-    )
-
-    @model_validator(mode="after")
-    def _url_scheme(self) -> LLMSettings:
-        if self.provider == "llama_ws":
-            require_scheme(self.url, ("ws://", "wss://"), "provider = llama_ws")
-        else:
-            require_scheme(self.url, ("http://", "https://"), "provider = ollama")
-        return self
-
-
-class TTSSettings(Section):
-    provider: Literal["piper"] = Field("piper", description="Text-to-speech engine.")
-    mode: Literal["local", "remote"] = Field(
-        "local", description="local: Piper in this process; remote: the Piper WebSocket service."
-    )
-    voice_path: Path | None = Field(
-        None,
-        description="Piper voice .onnx (its .onnx.json beside). Empty: bundled en_US-joe-medium.",
-    )
-    voice: str = Field(
-        "en_US-joe-medium", description="Voice name asked of a remote Piper service."
-    )
-    url: str = Field("", description="Remote Piper WebSocket URL, e.g. ws://piper:8000/tts.")
-    device: Device = Field(
-        "auto",
-        description="Where the local Piper voice runs: auto (the GPU when onnxruntime has its "
-        "CUDA provider, onnxruntime-gpu), cpu or cuda (start-up fails without it).",
-    )
-
-    @field_validator("voice_path", mode="before")
-    @classmethod
-    def _blank(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("voice_path")
-    @classmethod
-    def _exists(cls, value: Path | None) -> Path | None:
-        return existing_path(value)
-
-    @model_validator(mode="after")
-    def _url_when_remote(self) -> TTSSettings:
-        if self.mode == "remote" and not self.url:
-            raise ValueError("url is required when mode = remote")
-        if self.mode == "remote":
-            require_scheme(self.url, ("ws://", "wss://"), "mode = remote")
-        return self
-
-
 class FlavorSettings(Section):
     """A named set of overrides picked per call; keys are `section.key` plus the selectors."""
 
@@ -500,17 +359,3 @@ class FlavorSettings(Section):
         except re.error as exc:
             raise ValueError(f"invalid regex: {exc}") from exc
         return value
-
-
-SECTIONS: dict[str, type[Section]] = {
-    "general": GeneralSettings,
-    "transport": TransportSettings,
-    "twilio": TwilioSettings,
-    "opensips": OpenSIPSSettings,
-    "stt": STTSettings,
-    "llm": LLMSettings,
-    "tts": TTSSettings,
-}
-"""Sections a flavor may override, in the order the INI file documents them."""
-
-OVERRIDABLE_BY_FLAVOR = ("stt", "llm", "tts")

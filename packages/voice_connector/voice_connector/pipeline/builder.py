@@ -77,16 +77,16 @@ def stop_audio_at_stt(stt: FrameProcessor) -> None:
 
 
 def turn_stop_strategy(settings: Settings) -> BaseUserTurnStopStrategy:
-    """`[transport] turn_detection`: a fixed silence, or smart-turn judging each pause.
+    """`[pipeline] turn_detection`: a fixed silence, or smart-turn judging each pause.
 
     Smart-turn reads the caller's audio in the user aggregator, so that audio must pass the STT.
     """
-    if settings.transport.turn_detection == "smart_turn":
+    if settings.pipeline.turn_detection == "smart_turn":
         from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 
         return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())
     return SpeechTimeoutUserTurnStopStrategy(
-        user_speech_timeout=settings.transport.user_speech_timeout_secs
+        user_speech_timeout=settings.pipeline.user_speech_timeout_secs
     )
 
 
@@ -95,17 +95,17 @@ def build_task(
 ) -> tuple[PipelineTask, LLMContext]:
     """The PipelineTask of one call, and the conversation context it accumulates."""
     transport = call.pipecat
-    if settings.transport.turn_detection != "smart_turn":
+    if settings.pipeline.turn_detection != "smart_turn":
         stop_audio_at_stt(services.stt)
     vad = BatchedSileroVADAnalyzer(
         params=VADParams(
-            confidence=settings.transport.vad_confidence, stop_secs=settings.transport.vad_stop_secs
+            confidence=settings.pipeline.vad_confidence, stop_secs=settings.pipeline.vad_stop_secs
         )
     )
     context = LLMContext(messages=[])
     strategies = UserTurnStrategies(
         start=[
-            VADUserTurnStartStrategy(enable_interruptions=settings.transport.allow_interruptions)
+            VADUserTurnStartStrategy(enable_interruptions=settings.pipeline.allow_interruptions)
         ],
         stop=[turn_stop_strategy(settings)],
     )

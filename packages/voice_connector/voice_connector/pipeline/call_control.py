@@ -13,7 +13,7 @@ Three small processors sit in the call's pipeline:
 - `ContextKeeper`: DTMF digits become a user message ("The caller pressed 1") and run the LLM;
   after a barge-in it trims the interrupted assistant message to what the caller heard.
 - `ControlFilter`: strips markers, defers actions to the end of the answer, ends over-long calls
-  with a spoken goodbye (`[twilio] max_call_seconds`).
+  with a spoken goodbye (`[pipeline] max_call_seconds`).
 - `PlaybackMarks`: on transports that confirm playback (Twilio `mark`), sends a mark behind every
   spoken sentence; the echoes say what was heard, which drives the trimming.
 """
@@ -350,7 +350,7 @@ class ControlFilter(FrameProcessor):
         await super().process_frame(frame, direction)
         controller = self._controller
         if isinstance(frame, StartFrame):
-            limit = controller.settings.twilio.max_call_seconds
+            limit = controller.settings.pipeline.max_call_seconds
             if limit > 0:
                 self._limit_task = self.create_task(self._limit(limit))
         elif isinstance(frame, (EndFrame, CancelFrame)) and self._limit_task is not None:

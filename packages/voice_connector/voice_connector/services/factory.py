@@ -1,10 +1,11 @@
 """Provider selection: build the STT, LLM and TTS services one call runs with.
 
-`[stt] provider/mode`, `[llm] provider`, `[tts] provider/mode` (after the call's flavor overrides)
-choose the implementation; every combination of STT {faster_whisper, vosk} x {local, remote},
-LLM {ollama, llama_ws} and TTS piper {local, remote} is valid. Settings are validated (URL schemes
-included) when the config loads, so building here cannot fail on them. Heavy models are shared per
-process (`shared_models`), so building services per call is cheap; `preload` warms them at start-up.
+The typed provider settings (`[stt]`, `[llm]`, `[tts]` after the call's flavor overrides, one model
+per provider) and their `mode` choose the implementation; every combination of STT
+{faster_whisper, vosk} x {local, remote}, LLM {ollama, llama_ws} and TTS piper {local, remote} is
+valid. Settings are validated (URL schemes included) when the config loads, so building here cannot
+fail on them. Heavy models are shared per process (`shared_models`), so building services per call
+is cheap; `preload` warms them at start-up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipecat.services.tts_service import TTSService
 
 from voice_connector_core import models
 from voice_connector_core.config import Settings
+from voice_connector_core.config.services import FasterWhisperSTT, OllamaLLM, VoskSTT
 
 
 def whisper_path(settings: Settings) -> Path:
@@ -37,7 +39,7 @@ def piper_paths(settings: Settings) -> tuple[Path, Path]:
 def create_stt(settings: Settings, call_id: str = "") -> STTService:
     """The speech-to-text service for one call."""
     stt = settings.stt
-    if stt.provider == "faster_whisper" and stt.mode == "local":
+    if isinstance(stt, FasterWhisperSTT) and stt.mode == "local":
         from voice_connector.services.stt.faster_whisper import FasterWhisperSTTService
 
         return FasterWhisperSTTService(
@@ -47,10 +49,11 @@ def create_stt(settings: Settings, call_id: str = "") -> STTService:
             beam_size=stt.beam_size,
             device=stt.device,
         )
-    if stt.provider == "faster_whisper":
+    if isinstance(stt, FasterWhisperSTT):
         from voice_connector.services.stt.whisper_remote import RemoteWhisperSTTService
 
         return RemoteWhisperSTTService(url=stt.url, language=stt.language, call_id=call_id)
+    assert isinstance(stt, VoskSTT)
     if stt.mode == "local":
         from voice_connector.services.stt.vosk import VoskSTTService
 
@@ -65,7 +68,7 @@ def create_stt(settings: Settings, call_id: str = "") -> STTService:
 def create_llm(settings: Settings, call_id: str = "") -> LLMService:
     """The LLM service for one call (conversation history lives in the pipeline's context)."""
     llm = settings.llm
-    if llm.provider == "ollama":
+    if isinstance(llm, OllamaLLM):
         from voice_connector.services.llm.ollama import OllamaLLMService
 
         return OllamaLLMService(
@@ -115,10 +118,10 @@ def preload(settings: Settings) -> None:
 
     variants = [settings] + [settings.for_flavor(name) for name in settings.flavors]
     for variant in variants:
-        if variant.stt.mode == "local" and variant.stt.provider == "faster_whisper":
-            stt = variant.stt
+        stt = variant.stt
+        if isinstance(stt, FasterWhisperSTT) and stt.mode == "local":
             shared_models.whisper_model(whisper_path(variant), stt.compute_type, stt.device)
-        if variant.stt.mode == "local" and variant.stt.provider == "vosk":
+        if isinstance(stt, VoskSTT) and stt.mode == "local":
             shared_models.vosk_model(vosk_path(variant))
         if variant.tts.mode == "local":
             shared_models.piper_voice(*piper_paths(variant), variant.tts.device)

@@ -18,7 +18,7 @@ from tests.rehearsal.launch import image_stage
 from tests.rehearsal.rendered import ROOT, Container, Function, render_stack, rendered
 from voice_connector_core.config import ConfigError, load_settings
 from voice_connector_core.config.loader import DEFAULT_CONFIG_PATH, env_name
-from voice_connector_core.config.schema import SECTIONS
+from voice_connector_core.config.sections import SECTIONS, section_keys
 
 NODE_CODE = [
     ROOT / "packages" / "core",
@@ -142,8 +142,8 @@ def _readers(image: str) -> str:
     text = "\n".join((ROOT / path).read_text() for path in scripts.get(image, []))
     if image == "media-node":  # literals, and the `VC_<SECTION>_<KEY>` names its loader knows
         text += "".join(f"\n{literal}" for literal in literals(NODE_CODE))
-        for section, model in SECTIONS.items():
-            text += "".join(f"\n{env_name(section, key)}" for key in model.model_fields)
+        for section in SECTIONS:
+            text += "".join(f"\n{env_name(section, key)}" for key in section_keys(section))
     elif image.startswith("whisper-service"):
         text += "".join(f"\n{literal}" for literal in literals(AI_CODE))
     elif image == "ollama":

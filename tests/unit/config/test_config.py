@@ -52,6 +52,32 @@ def test_flavor_overrides_apply_per_call_only() -> None:
     assert settings.llm.greeting.startswith("Hello")
 
 
+def test_a_flavor_sets_its_own_turn_taking_and_call_limit(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[pipeline]\nturn_detection = timeout\nmax_call_seconds = 600\n\n"
+        "[flavor:sales]\nmatch = ^\\+1555\npipeline.turn_detection = smart_turn\n"
+        "pipeline.max_call_seconds = 1800\n",
+    )
+    settings = load_settings(path, env={"VC_FLAVOR_SALES_PIPELINE_VAD_STOP_SECS": "0.3"})
+    sales = settings.for_flavor("sales").pipeline
+    assert (sales.turn_detection, sales.max_call_seconds, sales.vad_stop_secs) == (
+        "smart_turn",
+        1800,
+        0.3,
+    )
+    assert (settings.pipeline.turn_detection, settings.pipeline.max_call_seconds) == (
+        "timeout",
+        600,
+    )
+
+
+def test_a_flavor_pipeline_override_is_validated_at_load(tmp_path: Path) -> None:
+    path = write(tmp_path, "[flavor:sales]\npipeline.turn_detection = psychic\n")
+    (problem,) = problems(path)
+    assert "flavor:sales" in problem and "pipeline.turn_detection" in problem
+
+
 def test_without_transport_section_the_node_is_opensips_only(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "[general]\nlog_level = INFO\n"), env={})
     assert settings.transport.providers == ["opensips"]

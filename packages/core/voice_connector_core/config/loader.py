@@ -437,7 +437,7 @@ def _load_flavors(
                         label,
                         key,
                         "unknown key (a flavor takes match, transfer_target and "
-                        "stt./llm./tts. overrides)",
+                        "stt./llm./tts./pipeline. overrides)",
                     )
                 )
                 continue

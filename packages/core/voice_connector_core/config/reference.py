@@ -99,8 +99,9 @@ def render() -> str:
     lines += [
         "## [flavor:NAME]",
         "",
-        "Per-call overrides. Besides the keys below, a flavor takes `stt.KEY`, `llm.KEY` and "
-        "`tts.KEY` lines that override those sections for calls of this flavor (validated like "
+        "Per-call overrides. Besides the keys below, a flavor takes `stt.KEY`, `llm.KEY`, "
+        "`tts.KEY` and `pipeline.KEY` (turn-taking, call limits) lines that override those "
+        "sections for calls of this flavor (validated like "
         "the sections themselves); one that sets another `provider` keeps only the section's "
         "shared keys, the new provider's own start at their defaults. Env: "
         "`VC_FLAVOR_<NAME>_<KEY>`, e.g. "

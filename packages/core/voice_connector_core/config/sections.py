@@ -32,8 +32,9 @@ SECTIONS: dict[str, type[Section]] = {
 """Sections in the order the INI file documents them. A provider section's model here holds
 the keys its providers share; `PROVIDERS` has each provider's own model."""
 
-OVERRIDABLE_BY_FLAVOR = ("stt", "llm", "tts")
-"""Sections a flavor may override."""
+OVERRIDABLE_BY_FLAVOR = ("stt", "llm", "tts", "pipeline")
+"""Sections a flavor may override: its models, and its turn-taking and call limits (a sales line
+may want smart-turn and long calls, an IVR-like one a short fixed timeout)."""
 
 ENV_PREFIX = "VC_"
 

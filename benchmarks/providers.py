@@ -1,6 +1,7 @@
 """Provider latency benchmark: local (in-process) vs remote (network service) for each provider.
 
-One command, prints a table (not a test):  .venv/bin/python benchmarks/providers.py [--repeat 3]
+One command, prints a table and writes benchmarks/results/providers.md itself (not a test):
+    .venv/bin/python -m benchmarks.providers [--repeat 3] [--llm qwen] [--device auto]
 The remote services are the real servers from `ai_services`, each started as its own process on a
 free loopback port (so their CPU is not billed to this one); the local runs use the same models
 in this process. Per provider it reports the latency a caller feels:
@@ -8,7 +9,8 @@ in this process. Per provider it reports the latency a caller feels:
            Vosk: the flush, the audio was recognized while it streamed in at real-time pace)
   LLM      time to first token (TTFT) and tokens/s of streamed answers
   TTS      time to the first audio chunk of a sentence
-and the Whisper service's throughput with 1, 4 and 16 concurrent requests on this CPU.
+and the Whisper service's throughput with 1, 4 and 16 concurrent requests on this machine.
+`--device` places Whisper, llama.cpp and Piper, local and remote alike (Vosk runs on the CPU).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,8 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import websockets  # noqa: E402
 
+from benchmarks.context import RESULTS_DIR, RunContext, write_results  # noqa: E402
+from benchmarks.devices import add_device_argument, describe, server_args  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 
 SENTENCES = [
@@ -42,6 +45,7 @@ SENTENCES = [
 ]
 KOREAN = "하나 둘 셋 넷 다섯 오늘 날씨가 좋네요"
 QUESTIONS = ["What is the capital of France?", "Give me one tip for sleeping better."]
+RESULTS = RESULTS_DIR / "providers.md"
 RATE = 16000
 CHUNK = RATE // 10 * 2  # 100 ms of PCM16, as the Vosk client sends
 
@@ -110,11 +114,11 @@ def korean() -> bytes:
 # --------------------------------------------------------------------------- STT
 
 
-def whisper_local(clips: list[bytes], repeat: int) -> list[float]:
+def whisper_local(clips: list[bytes], repeat: int, device: str) -> list[float]:
     from voice_connector.services import shared_models
     from voice_connector_core import models
 
-    model = shared_models.whisper_model(models.whisper_tiny_en(), "int8")
+    model = shared_models.whisper_model(models.whisper_tiny_en(), "int8", device)
     list(model.transcribe(np.zeros(RATE, dtype=np.float32), language="en")[0])  # warm-up
     times = []
     for _ in range(repeat):
@@ -258,13 +262,15 @@ async def ollama_turn(base: str, model: str, question: str) -> list[float]:
     return arrivals
 
 
-async def llm_rows(gguf: Path, label: str, repeat: int) -> list[tuple[str, str, str, str]]:
+async def llm_rows(
+    gguf: Path, label: str, repeat: int, device: str
+) -> list[tuple[str, str, str, str]]:
     rows = []
     for name, module, args in (
         ("Ollama API", "ollama_api", ["--gguf", str(gguf), "--model-name", "bench"]),
         ("Llama WS", "llama_ws_server", ["--gguf", str(gguf)]),
     ):
-        with service(module, *args) as base:
+        with service(module, *args, *server_args(device)) as base:
             results = []
             for _ in range(repeat):
                 for question in QUESTIONS:
@@ -283,11 +289,11 @@ async def llm_rows(gguf: Path, label: str, repeat: int) -> list[tuple[str, str, 
 # --------------------------------------------------------------------------- TTS
 
 
-def piper_local_first_audio(repeat: int) -> list[float]:
+def piper_local_first_audio(repeat: int, device: str) -> list[float]:
     from voice_connector.services import shared_models
     from voice_connector_core import models
 
-    voice = shared_models.piper_voice(*models.piper_joe_voice())
+    voice = shared_models.piper_voice(*models.piper_joe_voice(), device)
     list(voice.synthesize("Warm up."))
     times = []
     for _ in range(repeat):
@@ -336,16 +342,26 @@ def vosk_dither_off() -> Path:
     return target
 
 
-async def main(repeat: int, llm_model: str) -> None:
+def table(rows: list[tuple[str, str, str, str]]) -> str:
+    lines = ["| provider | mode | latency, ms p50 / max | notes |", "|---|---|---|---|"]
+    return "\n".join([*lines, *(f"| {' | '.join(row)} |" for row in rows)])
+
+
+async def measure(
+    repeat: int, llm_model: str, device: str
+) -> tuple[list[tuple[str, str, str, str]], str]:
+    """(latency rows, the Whisper service's throughput table)."""
     from voice_connector_core import models
 
     rows: list[tuple[str, str, str, str]] = []
     clips, ko = english(), korean()
     vosk_dir = vosk_dither_off()
+    on = server_args(device)
 
-    rows.append(("faster-whisper tiny.en", "local", f"final {stats(whisper_local(clips, repeat))}",
+    rows.append(("faster-whisper tiny.en", "local",
+                 f"final {stats(whisper_local(clips, repeat, device))}",
                  "buffered: decode after the VAD"))
-    with service("whisper_service", "--language", "en", "--max-queue", "64") as base:
+    with service("whisper_service", "--language", "en", "--max-queue", "64", *on) as base:
         await whisper_http(base, clips[:1], 1)  # warm-up
         rows.append(("faster-whisper tiny.en", "remote HTTP",
                      f"final {stats(await whisper_http(base, clips, repeat))}",
@@ -353,39 +369,56 @@ async def main(repeat: int, llm_model: str) -> None:
         rows.append(("faster-whisper tiny.en", "remote WS",
                      f"final {stats(await whisper_ws(base, clips, repeat))}",
                      "audio streamed during speech"))
-        throughput = []
+        seconds = len(clips[2]) / 2 / RATE
+        throughput = [
+            f"Whisper service throughput (tiny.en, 1 worker, a {seconds:.1f} s utterance per "
+            "request, 2 requests per client, queue 64):",
+            "",
+            "| concurrent clients | requests/s | latency p50 s |",
+            "|---:|---:|---:|",
+        ]
         for n in (1, 4, 16):
             rps, p50 = await whisper_throughput(base, clips[2], n)
-            throughput.append(f"{n}: {rps:.2f} req/s, p50 {p50:.1f} s")
+            throughput.append(f"| {n} | {rps:.2f} | {p50:.1f} |")
     rows.append(("Vosk ko", "local", f"final {stats(vosk_local(vosk_dir, ko, repeat * 3))}",
                  "flush after real-time streaming"))
     with service("vosk_server", "--model", str(vosk_dir)) as base:
         rows.append(("Vosk ko", "remote", f"final {stats(await vosk_remote(base, ko, repeat * 3))}",
-                     "{\"reset\" : 1} round trip"))
+                     "`{\"reset\" : 1}` round trip"))
 
     gguf = models.qwen_gguf() if llm_model == "qwen" else models.smollm2_gguf()
-    rows.extend(await llm_rows(gguf, llm_model, repeat))
+    rows.extend(await llm_rows(gguf, llm_model, repeat, device))
 
     rows.append(("Piper joe-medium", "local",
-                 f"first audio {stats(piper_local_first_audio(repeat))}", "22050 Hz"))
-    with service("piper_ws_server") as base:
+                 f"first audio {stats(piper_local_first_audio(repeat, device))}", "22050 Hz"))
+    with service("piper_ws_server", *on) as base:
         await piper_ws_first_audio(base, 1)
         rows.append(("Piper joe-medium", "remote WS",
                      f"first audio {stats(await piper_ws_first_audio(base, repeat))}", "22050 Hz"))
-
-    print(f"\nProvider latency on this machine ({os.cpu_count()} CPUs), ms p50 / max:\n")
-    print(f"| {'provider':<26} | {'mode':<11} | {'latency (ms p50 / max)':<26} | notes")
-    print(f"|{'-' * 28}|{'-' * 13}|{'-' * 28}|{'-' * 36}")
-    for provider, mode, latency, note in rows:
-        print(f"| {provider:<26} | {mode:<11} | {latency:<26} | {note}")
-    print("\nWhisper service throughput (tiny.en, 1 worker, 3.6 s utterance), concurrent clients:")
-    for line in throughput:
-        print(f"  {line}")
+    return rows, "\n".join(throughput)
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="rounds over the test utterances")
     parser.add_argument("--llm", choices=["qwen", "smollm2"], default="qwen", help="GGUF served")
+    add_device_argument(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.repeat, args.llm))
+    run = RunContext("providers")
+    rows, throughput = asyncio.run(measure(args.repeat, args.llm, args.device))
+    text = f"{table(rows)}\n\n{throughput}"
+    print(text)
+    write_results(
+        RESULTS,
+        "Providers: local vs remote",
+        run.line(
+            f"{args.repeat} rounds, warm models; remote = the real ai_services servers, each in "
+            "its own process on loopback (same cores); the latency a caller feels, ms p50 / max",
+            describe(args.device),
+        ),
+        text,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -50,18 +50,25 @@ class RunContext:
     name: str
     argv: list[str] = field(default_factory=lambda: sys.argv[1:])
     date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d"))
-    load_at_start: float = field(default_factory=load_average)
+    load_at_start: float = field(default_factory=lambda: load_average())
 
     @property
     def command(self) -> str:
         return shlex.join(["python", "-m", f"benchmarks.{self.name}", *self.argv])
 
     def line(self, *details: str) -> str:
-        """`Written by `CMD` on DATE: CPU, N cores, load average A at start / B at end; …`."""
+        """`Written by `CMD` on DATE: CPU, N cores, load average A at start / B at end; …`.
+
+        A load above the core count at either end marks the run as busy: its figures measure
+        the neighbours as much as the code.
+        """
+        load_at_end = load_average()
         machine = (
             f"{cpu_model()}, {cores()} cores, load average {self.load_at_start:.2f} at start "
-            f"/ {load_average():.2f} at end"
+            f"/ {load_at_end:.2f} at end"
         )
+        if max(self.load_at_start, load_at_end) > cores():
+            machine += " (busy: other jobs shared the cores, not reference figures)"
         return "; ".join([f"Written by `{self.command}` on {self.date}: {machine}", *details]) + "."
 
 

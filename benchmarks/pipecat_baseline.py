@@ -1,24 +1,30 @@
-"""A plain Pipecat 1.14 Twilio bot on the same Whisper model: the side-by-side baseline.
+"""A plain Pipecat 1.14 Twilio bot on the same models: the side-by-side baseline.
 
-Run: `python -m benchmarks.pipecat_baseline --port N` (benchmarks start it themselves). It is
-Pipecat's twilio-chatbot shape and nothing of ours on the audio path: `FastAPIWebsocketTransport`
-+ `TwilioFrameSerializer` (soxr resampling), `WhisperSTTService` with its own model load and
-decode defaults, Silero VAD in the user aggregator and Pipecat's default turn strategies. The LLM
-and TTS are instant stand-ins (a fixed answer, a tone) because what is compared is the STT.
+Run: `python -m benchmarks.pipecat_baseline --port N [--llm-url URL]` (benchmarks start it
+themselves). It is Pipecat's twilio-chatbot shape and nothing of ours on the audio path:
+`FastAPIWebsocketTransport` + `TwilioFrameSerializer` (soxr resampling), `WhisperSTTService` with
+its own model load and decode defaults, Silero VAD in the user aggregator and Pipecat's default
+turn strategies. With `--llm-url` it answers with the same models as the media node: Pipecat's
+`OLLamaLLMService` (OpenAI-compatible API of an Ollama-API server, the node's system prompt,
+temperature and answer length, no tools) and `PiperTTSService` on the same Piper voice, and it
+greets the caller with the node's greeting. Without it the LLM and TTS are instant stand-ins (a
+fixed answer, a tone), for benchmarks that compare the STT alone.
 
-`GET /calls/{call_sid}` answers in the shape of the media node's call record (`outcome`,
-`turns[].user_text`), so the same simulated caller reads both.
+`GET /calls/{call_sid}` answers with the media node's call record, filled by the node's own
+observer (`CallRecorder`, which watches frames and sits in no pipeline): the same simulated
+caller and the same stage timings read both servers.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
 from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.frames.frames import Frame, TranscriptionFrame
+from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
@@ -27,9 +33,11 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.services.ollama.llm import OLLamaLLMService
+from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
@@ -37,28 +45,31 @@ from pipecat.transports.websocket.fastapi import (
 )
 
 from tests.support.fakes import FakeLLM, ToneTTS
+from voice_connector.telemetry.call_record import CallRecord, CallRecorder
 from voice_connector_core import models
+from voice_connector_core.config.services import OllamaLLM
 
 ANSWER = "Fine, thanks."
 
 
-class TranscriptLog(FrameProcessor):
-    """Keeps the call's transcripts for `/calls/{sid}`; passes every frame on."""
+def answering_services(llm_url: str) -> tuple[FrameProcessor, FrameProcessor]:
+    """Pipecat's own Ollama LLM and Piper TTS services on the media node's models and settings."""
+    node = OllamaLLM()
+    llm = OLLamaLLMService(
+        base_url=llm_url.rstrip("/") + "/v1",
+        settings=OLLamaLLMService.Settings(
+            model=node.model, temperature=node.temperature, max_tokens=node.max_tokens
+        ),
+    )
+    voice, _config = models.piper_joe_voice()
+    tts = PiperTTSService(voice_id=voice.stem, download_dir=voice.parent)
+    return llm, tts
 
-    def __init__(self, texts: list[str]) -> None:
-        super().__init__()
-        self._texts = texts
 
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, TranscriptionFrame):
-            self._texts.append(frame.text)
-        await self.push_frame(frame, direction)
-
-
-def create_app() -> FastAPI:
+def create_app(llm_url: str = "") -> FastAPI:
     app = FastAPI()
-    calls: dict[str, dict[str, Any]] = {}
+    calls: dict[str, CallRecord] = {}
+    node = OllamaLLM()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -66,14 +77,15 @@ def create_app() -> FastAPI:
 
     @app.get("/calls/{call_sid}")
     async def call_record(call_sid: str) -> dict[str, Any]:
-        call = calls.get(call_sid, {"outcome": "unknown", "texts": []})
-        return {"outcome": call["outcome"], "turns": [{"user_text": " ".join(call["texts"])}]}
+        record = calls.get(call_sid)
+        return record.to_json() if record else {"outcome": "unknown", "turns": []}
 
     @app.websocket("/ws")
     async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
         _, call_data = await parse_telephony_websocket(websocket)
-        call = calls.setdefault(call_data["call_id"], {"outcome": "active", "texts": []})
+        record = CallRecord(call_id=call_data["call_id"], transport="twilio", flavor="baseline")
+        calls[record.call_id] = record
         serializer = TwilioFrameSerializer(
             stream_sid=call_data["stream_id"],
             call_sid=call_data["call_id"],
@@ -93,26 +105,25 @@ def create_app() -> FastAPI:
             compute_type="int8",
             settings=WhisperSTTService.Settings(model=str(models.whisper_tiny_en()), language="en"),
         )
+        messages = [{"role": "system", "content": node.system_prompt}] if llm_url else []
         user, assistant = LLMContextAggregatorPair(
-            LLMContext(), user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer())
+            LLMContext(messages),
+            user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
         )
-        pipeline = Pipeline(
-            [
-                transport.input(),
-                stt,
-                TranscriptLog(call["texts"]),
-                user,
-                FakeLLM(ANSWER),
-                ToneTTS(),
-                transport.output(),
-                assistant,
-            ]
-        )
+        llm, tts = answering_services(llm_url) if llm_url else (FakeLLM(ANSWER), ToneTTS())
+        pipeline = Pipeline([transport.input(), stt, user, llm, tts, transport.output(), assistant])
         # 16 kHz in: Whisper reads its input as 16 kHz and Pipecat's Whisper service does not
         # resample, so the serializer's soxr does 8 → 16 kHz.
         task = PipelineTask(
-            pipeline, params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=8000)
+            pipeline,
+            params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=8000),
+            observers=[CallRecorder(record)],
         )
+
+        @transport.event_handler("on_client_connected")
+        async def on_client_connected(_transport: Any, _client: Any) -> None:
+            if llm_url and node.greeting:
+                await task.queue_frame(TTSSpeakFrame(node.greeting))
 
         @transport.event_handler("on_client_disconnected")
         async def on_client_disconnected(_transport: Any, _client: Any) -> None:
@@ -121,7 +132,8 @@ def create_app() -> FastAPI:
         try:
             await PipelineRunner(handle_sigint=False).run(task)
         finally:
-            call["outcome"] = "completed"
+            record.ended_at = time.time()
+            record.outcome = "completed"
 
     return app
 
@@ -129,8 +141,11 @@ def create_app() -> FastAPI:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--llm-url", default="", help="an Ollama-API server: answer with the node's models"
+    )
     args = parser.parse_args()
-    uvicorn.run(create_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(create_app(args.llm_url), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

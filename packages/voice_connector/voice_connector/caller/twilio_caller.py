@@ -35,6 +35,9 @@ CHUNK_BYTES = int(RATE * CHUNK_SECS)
 SILENCE = ulaw_encode(np.zeros(CHUNK_BYTES, dtype=np.int16))
 END_OF_ANSWER_SECS = 1.5
 """Bot silence after which its answer is taken as finished."""
+SPEECH_RMS = 300.0
+"""A chunk louder than this (RMS of 16-bit PCM) holds speech: a synthesized clip's trailing
+silence, and line noise, stay below it."""
 
 
 @dataclass
@@ -60,6 +63,8 @@ class CallerTurn:
     audio: str
     sent_at: float = 0.0
     last_frame_at: float = 0.0
+    speech_end_at: float = 0.0
+    """When the clip's last chunk holding speech was sent (its trailing silence follows)."""
     first_bot_audio_at: float | None = None
 
     @property
@@ -68,12 +73,23 @@ class CallerTurn:
             return None
         return round((self.first_bot_audio_at - self.last_frame_at) * 1000, 1)
 
+    @property
+    def speech_to_voice_ms(self) -> float | None:
+        """The caller's last speech frame sent → the first bot audio frame received."""
+        if self.first_bot_audio_at is None or not self.speech_end_at:
+            return None
+        return round((self.first_bot_audio_at - self.speech_end_at) * 1000, 1)
+
 
 @dataclass
 class CallResult:
     call_sid: str
     stream_sid: str
     turns: list[CallerTurn] = field(default_factory=list)
+    started_at: float = 0.0
+    """When `start` was sent (monotonic)."""
+    first_audio_at: float | None = None
+    """When the first bot audio of the call arrived: the greeting, if there is one."""
     bot_media_messages: int = 0
     bot_audio: bytearray = field(default_factory=bytearray)
     media_arrivals: list[tuple[float, float]] = field(default_factory=list)
@@ -127,6 +143,11 @@ def load_mulaw(path: Path) -> bytes:
     if rate != RATE:
         pcm = soxr.resample(pcm, rate, RATE).astype(np.int16)
     return ulaw_encode(pcm)
+
+
+def _holds_speech(chunk: bytes) -> bool:
+    pcm = ulaw_decode(chunk).astype(np.float32)
+    return float(np.sqrt(np.mean(pcm * pcm))) > SPEECH_RMS
 
 
 def write_wav(path: Path, mulaw: bytes) -> None:
@@ -259,6 +280,8 @@ class SimulatedTwilioCall:
                 self.result.bot_audio.extend(audio)
                 self.result.media_arrivals.append((now, len(audio) / RATE))
                 self._playback.add_audio(len(audio) / RATE, now)
+                if self.result.first_audio_at is None:
+                    self.result.first_audio_at = now
                 turn = self.result.turns[-1] if self.result.turns else None
                 if turn and turn.last_frame_at and turn.first_bot_audio_at is None:
                     turn.first_bot_audio_at = now
@@ -284,15 +307,22 @@ class SimulatedTwilioCall:
                 return
             await asyncio.sleep(0.01)
 
-    async def _send_realtime(self, ws: aiohttp.ClientWebSocketResponse, audio: bytes) -> float:
-        """Stream `audio` in 20 ms chunks on a monotonic schedule; stops if the node hangs up."""
+    async def _send_realtime(
+        self, ws: aiohttp.ClientWebSocketResponse, audio: bytes, turn: CallerTurn | None = None
+    ) -> float:
+        """Stream `audio` in 20 ms chunks on a monotonic schedule; stops if the node hangs up.
+
+        Returns when the last chunk was sent; stamps `turn.speech_end_at` at its last speech.
+        """
         try:
-            return await self._stream_chunks(ws, audio)
+            return await self._stream_chunks(ws, audio, turn)
         except aiohttp.ClientConnectionResetError:
             await self._until_closed(ws)
             return time.monotonic()
 
-    async def _stream_chunks(self, ws: aiohttp.ClientWebSocketResponse, audio: bytes) -> float:
+    async def _stream_chunks(
+        self, ws: aiohttp.ClientWebSocketResponse, audio: bytes, turn: CallerTurn | None
+    ) -> float:
         next_at = time.monotonic()
         last = next_at
         for offset in range(0, len(audio), CHUNK_BYTES):
@@ -300,6 +330,8 @@ class SimulatedTwilioCall:
             await self._tick(ws, next_at)
             await ws.send_str(self.media_message(chunk))
             last = time.monotonic()
+            if turn is not None and _holds_speech(chunk):
+                turn.speech_end_at = last
             next_at += CHUNK_SECS
         return last
 
@@ -352,13 +384,14 @@ class SimulatedTwilioCall:
                     json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
                 )
                 await ws.send_str(self.start_message())
+                self.result.started_at = time.monotonic()
                 if options.wait_for_greeting:
                     await self._silence_until(ws, self._answer_finished, options.answer_timeout)
                 for index, (name, audio) in enumerate(clips):
                     turn = CallerTurn(audio=name, sent_at=time.monotonic())
                     self.result.turns.append(turn)
                     self._bot_started.clear()
-                    turn.last_frame_at = await self._send_realtime(ws, audio)
+                    turn.last_frame_at = await self._send_realtime(ws, audio, turn)
                     is_last = index == len(clips) - 1
                     if options.barge_in_after is not None and not is_last:
                         await self._silence_until(

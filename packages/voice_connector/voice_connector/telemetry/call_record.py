@@ -25,8 +25,10 @@ from pipecat.frames.frames import (
     OutputAudioRawFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
+    TTSStartedFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import FramePushed
@@ -59,8 +61,12 @@ class Turn:
     bot_text: str = ""
     speech_started: float | None = None
     speech_stopped: float | None = None
+    turn_end_at: float | None = None
+    """The turn strategy ended the caller's turn (Pipecat's `UserStoppedSpeakingFrame`)."""
     transcript_at: float | None = None
     llm_first_token_at: float | None = None
+    first_clause_at: float | None = None
+    """The first text chunk of the answer went to synthesis (the TTS's `TTSStartedFrame`)."""
     tts_first_audio_at: float | None = None
     bot_audio_at: float | None = None
     interrupted: bool = False
@@ -116,10 +122,12 @@ class CallRecorder(SelectiveObserver):
     observed_frames = (
         UserStartedSpeakingFrame,
         VADUserStoppedSpeakingFrame,
+        UserStoppedSpeakingFrame,
         TranscriptionFrame,
         LLMTextFrame,
         TTSTextFrame,
         OutputAudioRawFrame,  # TTSAudioRawFrame is one
+        TTSStartedFrame,
         BotStartedSpeakingFrame,
         BotStoppedSpeakingFrame,
         LLMFullResponseStartFrame,
@@ -150,6 +158,12 @@ class CallRecorder(SelectiveObserver):
             turn.speech_started = turn.speech_started or now
         elif isinstance(frame, VADUserStoppedSpeakingFrame) and data.first_push:
             record.current().speech_stopped = now  # the last segment's end counts
+        elif isinstance(frame, UserStoppedSpeakingFrame) and data.first_push:
+            record.current().turn_end_at = now
+        elif isinstance(frame, TTSStartedFrame) and data.first_push:
+            turn = record.current()
+            if turn.llm_first_token_at is not None and turn.first_clause_at is None:
+                turn.first_clause_at = now
         elif isinstance(frame, TranscriptionFrame) and data.direction == FrameDirection.DOWNSTREAM:
             turn = record.current()
             turn.user_text = f"{turn.user_text} {frame.text}".strip()

@@ -1,13 +1,17 @@
-"""`python -m benchmarks` (or `make bench`): run every benchmark, each printing its table.
+"""`python -m benchmarks [--device auto|cpu|cuda]` (or `make bench`): run every benchmark.
 
-Each one also runs alone: `python -m benchmarks.<name>`. Run them on an otherwise idle machine:
-they measure time, and a busy CPU moves every number.
+Each one prints its table and writes its results file; README's figures are regenerated from
+those files at the end. Each also runs alone: `python -m benchmarks.<name>`. Run them on an
+otherwise idle machine: they measure time, and a busy CPU moves every number.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+
+from benchmarks.devices import add_device_argument
 
 BENCHMARKS = [
     ("voice_to_voice", "voice-to-voice on local models, and node start → ready"),
@@ -20,14 +24,21 @@ BENCHMARKS = [
     ("sip_edge", "calls/s through the SIP edge; INVITE → 200 when a node refuses or is dead"),
     ("llama_builds", "llama.cpp build variants: prompt eval and generation tokens/s"),
 ]
+MODEL_RUNNING = {"cold_start", "providers"}
+"""Benchmarks that take `--device` (benchmarks.devices); the others run no model or pick none."""
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_device_argument(parser)
+    args = parser.parse_args(argv)
     failed = []
     for name, what in BENCHMARKS:
         print(f"\n## {name}: {what}\n", flush=True)
-        if subprocess.run([sys.executable, "-m", f"benchmarks.{name}"]).returncode != 0:
+        device = ["--device", args.device] if name in MODEL_RUNNING else []
+        if subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *device]).returncode != 0:
             failed.append(name)
+    subprocess.run([sys.executable, "-m", "benchmarks.readme"], check=False)
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
     return 1 if failed else 0

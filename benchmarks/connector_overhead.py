@@ -23,13 +23,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.context import RESULTS_DIR, RunContext, write_results
 from benchmarks.voice_to_voice import wait_ready
 from tests.support.servers import free_port
 from tests.support.speech import speak
 from voice_connector.loadtest.runner import LoadOptions, LoadReport, percentile, run_load
 from voice_connector_core.config import load_settings
 
-RESULTS = Path(__file__).parent / "results" / "connector_overhead.md"
+RESULTS = RESULTS_DIR / "connector_overhead.md"
 TARGET_P99_MS, TARGET_CALLS = 20.0, 50
 HEADER = (
     "| calls (peak concurrent) | starts | overhead p50 ms | overhead p99 ms "
@@ -103,6 +104,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="node worker processes")
     args = parser.parse_args()
+    run = RunContext("connector_overhead")
     clip = speak("Hello, how are you today?", Path(tempfile.mkdtemp(prefix="overhead-")))
     settings = load_settings("cfg/voice-connector.ini", env={})
     wait_ms = 1000 * settings.pipeline.user_speech_timeout_secs
@@ -121,23 +123,22 @@ def main() -> None:
             met.append(calls)
     verdict = (
         f"Target: overhead p99 under {TARGET_P99_MS:g} ms at {TARGET_CALLS} concurrent calls: "
-        + ("met." if TARGET_CALLS in met else f"not met; met up to {max(met, default=0)} calls.")
     )
+    if TARGET_CALLS in met:
+        verdict += "met."
+    else:
+        verdict += f"not met; met up to {max(met)} calls." if met else "not met at any level."
     print(verdict)
-    text = "\n".join(
-        [
-            f"Instant providers, Twilio calls, {args.workers} node worker process(es), "
-            f"{os.cpu_count()} cores (the callers share them).",
-            "",
-            HEADER,
-            *rows,
-            "",
-            verdict,
-        ]
-    )
     results = RESULTS if args.workers == 1 else RESULTS.with_stem(f"{RESULTS.stem}_{args.workers}w")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(f"# Connector overhead\n\n{text}\n")
+    write_results(
+        results,
+        "Connector overhead",
+        run.line(
+            f"instant providers, Twilio calls, {args.workers} node worker process(es); the "
+            "callers (the load tool) share the cores"
+        ),
+        "\n".join([HEADER, *rows, "", verdict]),
+    )
 
 
 if __name__ == "__main__":

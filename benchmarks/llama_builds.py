@@ -16,18 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
+from benchmarks.context import RESULTS_DIR, RunContext, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "llama_builds.md"
+RESULTS = RESULTS_DIR / "llama_builds.md"
 GENERATE_TOKENS = 64
 
 CHILD = r"""
@@ -128,16 +128,6 @@ def measure(variants: list[str], gguf: Path, runs: int) -> list[dict[str, object
     return [summarize(v, codes[v], lines[v]) for v in variants]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def table(rows: list[dict[str, object]]) -> str:
     base = next((r for r in rows if r["variant"] == "avx2" and r["status"] == "ok"), None)
     out = [
@@ -163,27 +153,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    run = RunContext("llama_builds", sys.argv[1:] if argv is None else argv)
     sys.path.insert(0, str(ROOT))
     from voice_connector_core.models import qwen_gguf
 
     gguf = qwen_gguf()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     rows = measure(variants, gguf, args.runs)
-    cores = len(os.sched_getaffinity(0))
     text = table(rows)
     print(text)
     if not args.no_write:
         infos = "\n".join(f"- {r['variant']}: `{r['system_info']}`" for r in rows)
-        RESULTS.write_text(
-            "# llama.cpp build variants\n\n"
-            f"Written by `python -m benchmarks.llama_builds` on {time.strftime('%Y-%m-%d')}: "
-            f"{cpu_model()}, {cores} cores used, Qwen2.5-Coder 0.5B Q4_K_M, median of "
-            f"{args.runs} runs taken in turn. Prompt = the setup self-test's first turn "
-            f"({rows[0].get('prompt_tokens', '?')} tokens); generation = {GENERATE_TOKENS} "
-            "tokens.\n\n"
-            f"{text}\n\nWhat each build has compiled in (llama.cpp's system info):\n{infos}\n"
+        write_results(
+            RESULTS,
+            "llama.cpp build variants",
+            run.line(
+                "a llama.cpp thread per core, Qwen2.5-Coder 0.5B Q4_K_M, median of "
+                f"{args.runs} runs taken in turn. Prompt = the setup self-test's first turn "
+                f"({rows[0].get('prompt_tokens', '?')} tokens); generation = {GENERATE_TOKENS} "
+                "tokens"
+            ),
+            f"{text}\n\nWhat each build has compiled in (llama.cpp's system info):\n{infos}",
         )
-        print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
 
 

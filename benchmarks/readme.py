@@ -26,6 +26,8 @@ BEGIN = "<!-- benchmarks:begin"
 END = "<!-- benchmarks:end -->"
 COMMAND = "python -m benchmarks.readme"
 DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+BUSY = "(busy:"
+"""What a context line says when the run shared its cores (benchmarks.context)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Figure:
         name = self.source.path.name
         date = DATE.search(self.source.text)
         when = f", {date.group(1)}" if date else ""
+        if BUSY in self.source.text:
+            when += ", busy machine"
         return f"| {self.what} | {self.value} | [{name}](benchmarks/results/{name}){when} |"
 
 
@@ -65,23 +69,51 @@ def per_level(
         yield Figure(what.format(counts=counts), values + unit, source)
 
 
-def voice_to_voice(source: ResultsFile) -> Iterator[Figure]:
-    stages = [
-        ("stt_ms", "STT: end of caller speech → transcript, p50 / p95"),
-        ("llm_ttft_ms", "LLM: transcript → first token, p50 / p95"),
-        ("tts_first_audio_ms", "TTS: first token → first audio, p50 / p95"),
-        (
-            "wire_voice_to_voice_ms",
-            "**voice-to-voice on the wire** (caller's last frame → first bot frame), p50 / p95",
-        ),
-    ]
-    for label, what in stages:
+COMPARED = (
+    "STT: VAD stop → transcript, p50",
+    "LLM first token, first turn (turn end → token), p50",
+    "LLM first token, later turns, p50",
+    "TTS first audio (first token → audio), p50",
+    "wire voice-to-voice p50",
+    "wire voice-to-voice p95",
+    "process start → ready",
+)
+"""Rows README takes from voice_to_voice.md's side-by-side table (ours beside plain Pipecat)."""
+STAGES = (
+    ("stt_ms", "STT: end of caller speech → transcript"),
+    ("llm_ttft_ms", "LLM: transcript → first token"),
+    ("tts_first_audio_ms", "TTS: first token → first audio"),
+    ("wire_voice_to_voice_ms", "wire voice-to-voice (caller's last frame → first bot frame)"),
+)
+"""Rows README takes from voice_to_voice.md's one-server stage table (p50 and p95 columns)."""
+
+
+def side_by_side(source: ResultsFile) -> Iterator[Figure]:
+    """`| stage | unit | ours | plain Pipecat | … |`: ours, with the baseline beside it."""
+    for label in COMPARED:
+        mine = source.cell(label, header_is("ours"))
+        unit = source.cell(label, header_is("unit")) or ""
+        if mine is None or first_number(mine) is None:
+            continue
+        theirs = first_number(source.cell(label, header_is("plain Pipecat")))
+        beside = f" (plain Pipecat: {theirs} {unit})" if theirs else ""
+        yield Figure(label, f"{mine} {unit}{beside}", source)
+
+
+def stages(source: ResultsFile) -> Iterator[Figure]:
+    """`| stage | n | p50 ms | p95 ms | … |`: p50 / p95 per stage."""
+    for label, what in STAGES:
         value = joined([source.cell(label, ours("p50")), source.cell(label, ours("p95"))], " ms")
         if value:
-            yield Figure(what, value, source)
+            yield Figure(f"{what}, p50 / p95", value, source)
     ready = source.cell("process start → /readyz 200", ours("p50"))
     if ready:
         yield Figure("media node start → `/readyz` 200 (full, local models)", f"{ready} ms", source)
+
+
+def voice_to_voice(source: ResultsFile) -> Iterator[Figure]:
+    compared = list(side_by_side(source))
+    yield from compared or stages(source)
 
 
 def word_accuracy(source: ResultsFile) -> Iterator[Figure]:
@@ -113,14 +145,18 @@ def connector_overhead(source: ResultsFile) -> Iterator[Figure]:
         source,
         "connector overhead p99, {counts} concurrent Twilio calls (instant providers)",
         levels,
-        lambda n: source.cell(calls(n), header_is("overhead p99 ms"), where=spread_row),
+        lambda n: first_number(
+            source.cell(calls(n), header_is("overhead p99 ms"), where=spread_row)
+        ),
         " ms",
     )
     yield from per_level(
         source,
         "node CPU per Twilio call (≈ 7 s call), {counts} concurrent calls",
         levels,
-        lambda n: source.cell(calls(n), header_is("node CPU s per call"), where=spread_row),
+        lambda n: first_number(
+            source.cell(calls(n), header_is("node CPU s per call"), where=spread_row)
+        ),
         " s",
     )
 

@@ -1,6 +1,7 @@
 """RTP concurrency benchmark: N SIP calls through one OpenSIPSProvider with an echo pipeline.
 
-One command, prints a table (not a test):  .venv/bin/python -m benchmarks.rtp_concurrency
+One command, prints a table and writes benchmarks/results/rtp_concurrency.md itself (not a test):
+    .venv/bin/python -m benchmarks.rtp_concurrency [--calls 1,25,50,75,100]
 The connector (provider + a Pipecat echo pipeline per call) runs in this process against the
 OpenSIPS double from the integration tests; the callers run in a second process (Python RTP
 senders on loopback) so their CPU is not billed to the connector. Per N it reports:
@@ -22,6 +23,15 @@ import time
 
 import numpy as np
 
+from benchmarks.context import RESULTS_DIR, RunContext, write_results
+
+RESULTS = RESULTS_DIR / "rtp_concurrency.md"
+TARGET_CALLS, TARGET_JITTER_MS = 100, 5.0
+HEADER = (
+    "| calls | send jitter p50 | send jitter p99 | in→out latency p50 | p99 | CPU/call "
+    "| late sends (>5 ms) |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|"
+)
 LOUD, QUIET = 0x80, 0xFF  # μ-law bytes: near full scale and silence
 
 
@@ -88,6 +98,7 @@ async def run_level(n: int, seconds: float, base_port: int) -> dict[str, float]:
     from tests.integration.opensips.helpers import answered
     from voice_connector.caller.opensips_double import OpenSIPSDouble, offer_sdp
     from voice_connector.transports.opensips import OpenSIPSProvider, OpenSIPSSettings
+    from voice_connector_core.config import Settings
 
     double = await OpenSIPSDouble().start()
     settings = OpenSIPSSettings(
@@ -97,7 +108,7 @@ async def run_level(n: int, seconds: float, base_port: int) -> dict[str, float]:
         rtp_port_range=f"{base_port}-{base_port + 2 * n + 10}",
         mi_timeout=2.0,
     )
-    provider = OpenSIPSProvider(settings)
+    provider = OpenSIPSProvider(Settings(opensips=settings))
     handlers = Handlers()
     await provider.start(handlers)
     await double.wait_for(lambda: provider.readiness()[0])
@@ -137,27 +148,54 @@ async def run_level(n: int, seconds: float, base_port: int) -> dict[str, float]:
     }
 
 
+def verdict(results: list[dict[str, float]]) -> str:
+    """Whether the target holds, and up to how many calls it does."""
+    met = [r["n"] for r in results if r["jit99"] < TARGET_JITTER_MS]
+    largest = max((r["n"] for r in results), default=0)
+    head = (
+        f"Target: {TARGET_CALLS} calls on one process with p99 send jitter under "
+        f"{TARGET_JITTER_MS:g} ms: "
+    )
+    if TARGET_CALLS in met:
+        return head + "met."
+    if not met:
+        return head + "not met at any level."
+    return head + f"not met; met up to {max(met)} calls (of {largest} measured)."
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", default="1,25,50,75,100")
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
+    run = RunContext("rtp_concurrency")
     from loguru import logger
 
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    print(
-        "| calls | send jitter p50 | send jitter p99 | in→out latency p50 | p99 | CPU/call "
-        "| late sends (>5 ms) |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print(HEADER, flush=True)
+    results, rows = [], []
     for i, n in enumerate(int(x) for x in args.calls.split(",")):
         r = await asyncio.wait_for(run_level(n, args.seconds, 45000 + i * 400), 60 + 2 * n)
-        print(
+        results.append(r)
+        rows.append(
             f"| {r['n']} | {r['jit50']:.2f} ms | {r['jit99']:.2f} ms | {r['lat50']:.1f} ms "
-            f"| {r['lat99']:.1f} ms | {r['cpu']:.2f} % | {r['late']} |",
-            flush=True,
+            f"| {r['lat99']:.1f} ms | {r['cpu']:.2f} % | {r['late']} |"
         )
+        print(rows[-1], flush=True)
+    print(verdict(results))
+    write_results(
+        RESULTS,
+        "SIP/RTP concurrency",
+        run.line(
+            "N SIP calls through one OpenSIPSProvider (against the OpenSIPS double) with an "
+            f"echo pipeline per call for {args.seconds:g} s; the callers are Python RTP senders "
+            "in a second process on the same cores. Send jitter = |interval − 20 ms| between "
+            "packets we send, at the receiver; latency = a loud packet in → its echo out; "
+            "CPU/call = connector process CPU / wall time / N (percent of one core)"
+        ),
+        "\n".join([HEADER, *rows, "", verdict(results)]),
+    )
 
 
 if __name__ == "__main__":

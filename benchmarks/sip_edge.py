@@ -24,13 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.context import RESULTS_DIR, RunContext, write_results
 from tests.containers.ollama_stub import OllamaStub
 from tests.integration.opensips.media import speech_wav
 from tests.support.real_opensips import free_port
 from tests.support.sip_cluster import NodeProcess, edge_opensips, membership
 from tests.support.sipp import run_sipp, scenario, write_speech_pcap
 
-RESULTS = Path(__file__).parent / "results" / "sip_edge.md"
+RESULTS = RESULTS_DIR / "sip_edge.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TRACE = ("-trace_rtt", "-rtt_freq", "1")  # every call's INVITE → 200 time
 
@@ -153,21 +154,22 @@ def main() -> None:
     parser.add_argument("--rates", default="5,10,20")
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
+    run = RunContext("sip_edge")
     started = time.monotonic()
     table = asyncio.run(main_async([int(r) for r in args.rates.split(",")], args.seconds))
     took = time.monotonic() - started
-    text = (
-        f"# SIP edge\n\n`python -m benchmarks.sip_edge --rates {args.rates} --seconds "
-        f"{args.seconds:g}` on this {os.cpu_count()}-core machine, {time.strftime('%Y-%m-%d')}, "
-        f"run took {took:.0f} s. Calls of 0.4 s with real RTP through the edge to two media "
-        "nodes with instant STT/LLM/TTS; SIPp, the edge, both nodes and their OpenSIPS share "
-        "the cores (the OpenSIPS bundle is a debug-malloc build: not a performance reference "
-        "for the edge alone).\n\n"
-        f"{table}\n"
+    print(table)
+    write_results(
+        RESULTS,
+        "SIP edge",
+        run.line(
+            f"run took {took:.0f} s; calls of 0.4 s with real RTP through the edge to two media "
+            "nodes with instant STT/LLM/TTS; SIPp, the edge, both nodes and their OpenSIPS share "
+            "the cores (the OpenSIPS bundle is a debug-malloc build: not a performance "
+            "reference for the edge alone)"
+        ),
+        table,
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
     sys.exit(0)
 
 

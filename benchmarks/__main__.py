@@ -24,7 +24,7 @@ BENCHMARKS = [
     ("sip_edge", "calls/s through the SIP edge; INVITE → 200 when a node refuses or is dead"),
     ("llama_builds", "llama.cpp build variants: prompt eval and generation tokens/s"),
 ]
-MODEL_RUNNING = {"cold_start", "providers"}
+MODEL_RUNNING = {"voice_to_voice", "cold_start", "providers"}
 """Benchmarks that take `--device` (benchmarks.devices); the others run no model or pick none."""
 
 

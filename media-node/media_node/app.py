@@ -28,6 +28,7 @@ from media_node.health import (
     flavor_needs,
     optional_probes,
 )
+from voice_connector.pipeline.builder import ServicesFactory
 from voice_connector.pipeline.warm_up import warm_up
 from voice_connector.services import factory
 from voice_connector.telemetry import metrics as node_metrics
@@ -114,7 +115,7 @@ async def warm_up_when_ready(settings: Settings, state: NodeState) -> None:
 
 def create_app(
     settings: Settings,
-    services_override: object | None = None,
+    services_override: ServicesFactory | None = None,
     shard: WorkerShard | None = None,
     shared_dir: Path | None = None,
     checks: dict[str, LiveCheck] | None = None,
@@ -174,7 +175,7 @@ def create_app(
             else None
         )
         for provider in providers:
-            await provider.start(registry.handle, registry.admit)
+            await provider.start(registry.handle, registry.admit, registry.unanswered)
         publishing = asyncio.create_task(workers.keep_publishing(own_verdict)) if workers else None
         try:
             yield

@@ -12,10 +12,11 @@ from typing import Any
 from loguru import logger
 
 from voice_connector.pipeline.apology import apologize
-from voice_connector.pipeline.builder import CallServices, run_call
+from voice_connector.pipeline.builder import ServicesFactory, run_call
 from voice_connector.telemetry import metrics
 from voice_connector.telemetry.call_record import CallRecord
-from voice_connector.transports.base import CallRefused, CallTransport
+from voice_connector.telemetry.outcome import CallOutcome
+from voice_connector.transports.base import CallInfo, CallRefused, CallTransport
 from voice_connector_core.config import Settings
 from voice_connector_core.logs import call_context
 from voice_connector_core.shared_files import ExpirySweeper, key_path, read_json, write_json
@@ -54,10 +55,11 @@ class CallRegistry:
     def __init__(
         self,
         settings: Settings,
-        services_override: object | None = None,
+        services_override: ServicesFactory | None = None,
         shared: SharedRecords | None = None,
     ) -> None:
-        """`shared`: the node's record directory when it runs several workers."""
+        """`services_override`: calls' services instead of the configured ones (tests,
+        benchmarks); `shared`: the node's record directory when it runs several workers."""
         self.settings = settings
         self.shared = shared
         self.active: dict[str, CallRecord] = {}
@@ -124,21 +126,16 @@ class CallRegistry:
             self.admit(info.call_id)
         except CallRefused as exc:
             metrics.call_refused(info.transport, str(exc))
+            self.unanswered(info, CallOutcome.REJECTED, str(exc))
             raise
         settings = self.settings.for_flavor(info.flavor)
         outage = self.outage(info.flavor)
-        record = CallRecord(
-            call_id=info.call_id,
-            transport=info.transport,
-            flavor=info.flavor,
-            caller=info.caller,
-            callee=info.callee,
-            providers={
-                "stt": settings.stt.provider,
-                "llm": settings.llm.provider,
-                "tts": settings.tts.provider,
-            },
-        )
+        record = _new_record(info)
+        record.providers = {
+            "stt": settings.stt.provider,
+            "llm": settings.llm.provider,
+            "tts": settings.tts.provider,
+        }
         self.active[info.call_id] = record
         self._idle.clear()
         metrics.call_started(record)
@@ -150,26 +147,37 @@ class CallRegistry:
                 default = self.settings.for_flavor(self.settings.general.default_flavor)
                 await apologize(call, default, record)
                 return
-            services = None
-            if callable(self._services_override):
-                services = self._services_override(settings, info)
-                assert services is None or isinstance(services, CallServices)
+            override = self._services_override
+            services = override(settings, info) if override is not None else None
             await run_call(call, settings, record, services)
         except Exception as exc:  # one call's failure must never reach the others
-            record.outcome = f"error:{type(exc).__name__}"
+            record.end_with(CallOutcome.ERROR, type(exc).__name__)
             logger.exception(f"call {info.call_id}: pipeline failed: {exc}")
         finally:
             record.ended_at = record.ended_at or time.time()
             metrics.call_ended(record)
             self.active.pop(info.call_id, None)
-            self.recent[info.call_id] = record
-            self._share(record)
-            if self.shared is not None:
-                self.shared.prune()
-            while len(self.recent) > RECENT_CALLS:
-                self.recent.popitem(last=False)
+            self._remember(record)
             if not self.active:
                 self._idle.set()
+
+    def unanswered(self, info: CallInfo, outcome: CallOutcome, detail: str = "") -> None:
+        """The `Unanswered` every provider reports to: a call that ended before it ran
+        (cancelled, rejected) is counted by its outcome and kept with the recent calls."""
+        record = _new_record(info)
+        record.end_with(outcome, detail)
+        record.ended_at = record.started_at
+        metrics.call_not_answered(record)
+        if info.call_id not in self.active:  # a refused duplicate leaves the running call's
+            self._remember(record)
+
+    def _remember(self, record: CallRecord) -> None:
+        self.recent[record.call_id] = record
+        self._share(record)
+        if self.shared is not None:
+            self.shared.prune()
+        while len(self.recent) > RECENT_CALLS:
+            self.recent.popitem(last=False)
 
     async def drain(self, grace_seconds: float) -> bool:
         """Refuse new calls and wait up to `grace_seconds` for active ones; True if all ended."""
@@ -180,3 +188,13 @@ class CallRegistry:
             logger.warning(f"drain: {self.count} calls still active after {grace_seconds} s")
             return False
         return True
+
+
+def _new_record(info: CallInfo) -> CallRecord:
+    return CallRecord(
+        call_id=info.call_id,
+        transport=info.transport,
+        flavor=info.flavor,
+        caller=info.caller,
+        callee=info.callee,
+    )

@@ -45,7 +45,7 @@ def test_every_datagram_is_an_event_or_an_event_error() -> None:
 async def test_datagrams_over_udp_leave_the_provider_bounded() -> None:
     """Through the real listener socket into the provider's event handling (no call accepted)."""
     rng, seed = fuzz_rng("events-udp")
-    provider = OpenSIPSProvider(Settings().opensips)
+    provider = OpenSIPSProvider(Settings())
     handled: list[UaSessionEvent] = []
     failures: list[BaseException] = []
 

@@ -26,6 +26,7 @@ from voice_connector.transports.opensips.sdp import (
     negotiate,
     parse_offer,
 )
+from voice_connector_core.config import Settings
 
 LOCAL = "127.0.0.1"
 CODECS = ["PCMU", "PCMA"]
@@ -96,7 +97,7 @@ async def node():
         resubscribe_interval=0.2,
         codecs=CODECS,
     )
-    provider = OpenSIPSProvider(settings)
+    provider = OpenSIPSProvider(Settings(opensips=settings))
 
     async def on_call(call: CallTransport) -> None:
         await call.wait_ended()

@@ -22,13 +22,14 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from voice_connector_core.config import Settings
-from voice_connector_core.config.flavors import FlavorSelector
 from voice_connector_core.config.schema import FlavorSettings
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from voice_connector.caller.opensips_double import OpenSIPSDouble
-from voice_connector.transports.base import CallTransport
+from voice_connector.telemetry.call_record import CallRecord
+from voice_connector.telemetry.outcome import CallOutcome
+from voice_connector.transports.base import CallInfo, CallTransport
 from voice_connector.transports.opensips import OpenSIPSProvider, OpenSIPSSettings
 
 
@@ -84,19 +85,33 @@ class Tone(Echo):
 
 
 class Handlers:
-    """Call handlers that run a real Pipecat pipeline: input → processor → output."""
+    """Call handlers that run a real Pipecat pipeline: input → processor → output; each call's
+    record (`records`) gets the outcome the transport reports, as in the node."""
 
     def __init__(self, processor_factory=Echo) -> None:
         self.factory = processor_factory
         self.calls: dict[str, CallTransport] = {}
         self.processors: dict[str, Echo] = {}
+        self.records: dict[str, CallRecord] = {}
         self.finished: list[str] = []
         self.started = asyncio.Event()
 
+    def outcome(self, key: str) -> tuple[CallOutcome, str] | None:
+        """(outcome, detail) of call `key`, None before it is known."""
+        record = self.records.get(key)
+        return None if record is None else (record.outcome, record.outcome_detail)
+
+    def unanswered(self, info: CallInfo, outcome: CallOutcome, detail: str = "") -> None:
+        """The provider's report of a call that never reached `__call__`."""
+        record = CallRecord(call_id=info.call_id, transport=info.transport, flavor=info.flavor)
+        record.end_with(outcome, detail)
+        self.records[info.call_id] = record
+
     async def __call__(self, call: CallTransport) -> None:
         processor = self.factory()
-        self.calls[call.info.call_id] = call
-        self.processors[call.info.call_id] = processor
+        info = call.info
+        self.calls[info.call_id] = call
+        self.processors[info.call_id] = processor
         self.started.set()
         pipeline = Pipeline([call.pipecat.input(), processor, call.pipecat.output()])
         worker = PipelineWorker(
@@ -107,10 +122,13 @@ class Handlers:
             enable_turn_tracking=False,  # as the connector's own call pipelines
             check_dangling_tasks=False,
         )
+        record = CallRecord(call_id=info.call_id, transport=info.transport, flavor=info.flavor)
+        call.attach(worker, record)  # type: ignore[arg-type]  # a PipelineTask minus its params
+        self.records[info.call_id] = record
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(worker)
         await runner.run()
-        self.finished.append(call.info.call_id)
+        self.finished.append(info.call_id)
 
 
 @pytest.fixture
@@ -120,15 +138,16 @@ async def double():
     d.close()
 
 
-def selector_for(matches: dict | None) -> FlavorSelector | None:
-    """A flavor selector over a config whose flavors are `matches` (name → regex), in order."""
-    if not matches:
-        return None
-    flavors = {name: FlavorSettings(match=getattr(p, "pattern", p)) for name, p in matches.items()}
-    return FlavorSelector(Settings(flavors=flavors))
+def flavors_for(matches: dict | None) -> dict[str, FlavorSettings]:
+    """Flavors matching the called user by `matches` (name → regex), in order."""
+    return {
+        name: FlavorSettings(match=getattr(p, "pattern", p)) for name, p in (matches or {}).items()
+    }
 
 
-async def start_provider(mi_port: int, handler=None, **overrides) -> OpenSIPSProvider:
+async def start_provider(
+    mi_port: int, handler: Handlers | None = None, **overrides
+) -> OpenSIPSProvider:
     """A started OpenSIPSProvider whose MI is `mi_port`: the double, a real OpenSIPS or a tap."""
     flavor_matches = overrides.pop("flavor_matches", None)
     admit = overrides.pop("admit", None)
@@ -143,8 +162,9 @@ async def start_provider(mi_port: int, handler=None, **overrides) -> OpenSIPSPro
         resubscribe_interval=overrides.pop("resubscribe_interval", 0.2),
         **overrides,
     )
-    provider = OpenSIPSProvider(settings, flavors=selector_for(flavor_matches))
-    await provider.start(handler or Handlers(), admit)
+    provider = OpenSIPSProvider(Settings(opensips=settings, flavors=flavors_for(flavor_matches)))
+    handler = handler or Handlers()
+    await provider.start(handler, admit, handler.unanswered)
     return provider
 
 

@@ -6,6 +6,7 @@ from conftest import Handlers
 from helpers import answered, replies, until
 
 from voice_connector.caller.opensips_double import offer_sdp
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector.transports.base import CallRefused
 
 
@@ -27,6 +28,7 @@ async def test_a_full_node_answers_503_and_never_200(double, make_provider) -> N
     assert asked == [key]
     assert 200 not in replies(double, key) and 180 not in replies(double, key)
     assert key not in handlers.calls and key not in provider.sessions
+    assert handlers.outcome(key) == (CallOutcome.REJECTED, "503 at capacity (1 calls)")
 
     full = False  # room again: the next call is answered and handed to the pipeline
     second = double.new_key()

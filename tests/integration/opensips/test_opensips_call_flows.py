@@ -10,6 +10,7 @@ from helpers import answer_body, answer_direction, answered, replies, until
 
 from voice_connector.caller.opensips_double import offer_sdp
 from voice_connector.caller.rtp_peer import RtpPeer, tone
+from voice_connector.telemetry.outcome import CallOutcome
 
 LOCAL = "127.0.0.1"
 
@@ -34,6 +35,7 @@ async def test_normal_call_echoes_audio_and_cleans_up_on_caller_bye(double, make
     await until(lambda: key in handlers.finished and key not in provider.sessions)
     assert provider.ports.in_use == frozenset()
     assert not double.mi_calls("ua_session_terminate", key)  # OpenSIPS already answered the BYE
+    assert handlers.outcome(key) == (CallOutcome.CALLER_HANGUP, "BYE/TERMINATED")
     peer.close()
 
 
@@ -75,7 +77,8 @@ async def test_cancel_before_answer_gets_487_and_terminate(double, make_provider
             await release.wait()
             return "default"
 
-    provider = await make_provider()
+    handlers = Handlers()
+    provider = await make_provider(handlers)
     provider.flavors = SlowFlavorLookup()  # hold the answer path until the CANCEL is in
     key = double.new_key()
     double.invite(key, offer_sdp(40000))
@@ -88,12 +91,15 @@ async def test_cancel_before_answer_gets_487_and_terminate(double, make_provider
     assert key not in double.sessions  # the double's session is gone: no leak
     await until(lambda: not provider.sessions)
     assert provider.ports.in_use == frozenset()
+    assert handlers.outcome(key) == (CallOutcome.CANCELLED, "487 Request Terminated")
+    assert key not in handlers.calls
     double.ack(key)  # the ACK of the 487 arrives afterwards and is ignored quietly
     await asyncio.sleep(0.05)
 
 
 async def test_no_common_codec_gets_488_and_terminate(double, make_provider):
-    provider = await make_provider()
+    handlers = Handlers()
+    provider = await make_provider(handlers)
     key = double.new_key()
     double.invite(key, offer_sdp(40000, (18, 9)))
     await double.wait_for(lambda: double.mi_calls("ua_session_terminate", key))
@@ -101,6 +107,8 @@ async def test_no_common_codec_gets_488_and_terminate(double, make_provider):
     assert key not in double.sessions
     await until(lambda: not provider.sessions)
     assert provider.ports.in_use == frozenset()
+    outcome, detail = handlers.outcome(key) or (None, "")
+    assert outcome == CallOutcome.REJECTED and detail.startswith("488 ")
 
 
 async def test_reinvite_hold_pauses_bot_audio_and_resume_restarts_it(double, make_provider):
@@ -154,6 +162,7 @@ async def test_bot_hangup_terminates_after_queued_audio_played(double, make_prov
     assert double.byes_sent == [key]
     await until(lambda: key in handlers.finished and not provider.sessions)
     assert provider.ports.in_use == frozenset()
+    assert handlers.outcome(key) == (CallOutcome.BOT_HANGUP, "goodbye")
     peer.close()
 
 
@@ -174,6 +183,7 @@ async def test_transfer_sends_refer_then_leaves(double, make_provider):
     }
     await double.wait_for(lambda: double.mi_calls("ua_session_terminate", key))
     await until(lambda: key in handlers.finished and not provider.sessions)
+    assert handlers.outcome(key) == (CallOutcome.TRANSFERRED, "sip:agent@10.0.0.5")
 
 
 async def test_dtmf_digits_reach_the_pipeline_once_each(double, make_provider):
@@ -203,7 +213,7 @@ async def test_opensips_restart_resubscribes_and_readiness_follows(double, make_
     await until(lambda: not provider.readiness()[0], limit=3)
     double.down = False
     await until(lambda: provider.readiness()[0], limit=3)
-    assert provider.settings.event_socket in double.subscribers
+    assert provider.opensips.event_socket in double.subscribers
     # and calls work again
     key = double.new_key()
     double.invite(key, offer_sdp(40000))

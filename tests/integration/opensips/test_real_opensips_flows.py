@@ -30,6 +30,7 @@ from tests.support.sipp import (
 )
 from voice_connector.caller.opensips_double import OpenSIPSDouble, offer_sdp
 from voice_connector.caller.rtp_peer import RtpPeer, tone
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector.transports.base import CallRefused
 from voice_connector.transports.opensips import OpenSIPSProvider
 
@@ -155,6 +156,7 @@ async def test_answered_call_carries_speech_and_ends_on_caller_bye(peer, tmp_pat
     assert peer.tap.event_fields() == EVENT_FIELDS
     assert handlers.processors[key].loud_frames > 40  # > 0.8 s of the caller's audio arrived
     assert provider.ports.in_use == frozenset()
+    assert handlers.outcome(key) == (CallOutcome.CALLER_HANGUP, "BYE/TERMINATED")
 
 
 async def test_cancel_before_answer_gets_487(peer, tmp_path):
@@ -191,6 +193,7 @@ async def test_cancel_before_answer_gets_487(peer, tmp_path):
     await until(lambda: len(peer.tap.mi_trace(key)) == 2)
     assert peer.tap.mi_trace(key) == ["ua_session_reply 487=ok", "ua_session_terminate=ok"]
     assert not handlers.calls and provider.ports.in_use == frozenset()
+    assert handlers.outcome(key) == (CallOutcome.CANCELLED, "487 Request Terminated")
 
 
 @pytest.mark.parametrize("refusal", ["no common codec", "node full"])
@@ -214,6 +217,8 @@ async def test_refused_invite_gets_final_reply_and_leaves_nothing(peer, tmp_path
     assert peer.tap.event_trace(key)[0] == "INVITE/NEW"
     await until(lambda: not provider.sessions)  # the tap relays the last MI reply before we read it
     assert not handlers.calls
+    outcome, detail = handlers.outcome(key) or (None, "")
+    assert outcome == CallOutcome.REJECTED and detail.startswith(f"{code} ")
     if peer.real is not None:  # nothing leaked in OpenSIPS, once its INVITE transaction is over
         await until(lambda: peer.real.mi("b2be_list") == [], limit=5)
 
@@ -273,6 +278,7 @@ async def test_transfer_refers_the_caller_and_leaves(peer, tmp_path, speech_pcap
         "ua_session_update REFER=ok",
         "ua_session_terminate=ok",
     ]
+    assert handlers.outcome(key) == (CallOutcome.TRANSFERRED, "sip:agent@127.0.0.1:5999")
 
 
 async def test_bot_hangup_sends_bye_after_its_audio(peer, tmp_path, speech_pcap):
@@ -299,6 +305,7 @@ async def test_bot_hangup_sends_bye_after_its_audio(peer, tmp_path, speech_pcap)
     assert peer.tap.event_trace(key) == ["INVITE/NEW", "ACK/UPDATED"]
     await until(lambda: len(peer.tap.mi_trace(key)) == 2)
     assert peer.tap.mi_trace(key) == ["ua_session_reply 200=ok", "ua_session_terminate=ok"]
+    assert handlers.outcome(key) == (CallOutcome.BOT_HANGUP, "goodbye")
     if peer.real is not None:
         assert peer.real.mi("b2be_list") == []
 
@@ -373,8 +380,8 @@ async def test_opensips_restart_resubscribes_and_calls_work_again(peer, tmp_path
     if peer.kind == "real":
         subscribers = peer.real.mi("subscribers_list", {"event": "E_UA_SESSION"})
         sockets = [s["socket"] for s in subscribers["Event"]["Subscribers"]]
-        assert provider.settings.event_socket in sockets
+        assert provider.opensips.event_socket in sockets
         await sipp_ok(peer, tmp_path, "call", audio=speech_pcap, hold_ms=500)
         await until(lambda: handlers.finished)
     else:
-        assert provider.settings.event_socket in peer.double.subscribers
+        assert provider.opensips.event_socket in peer.double.subscribers

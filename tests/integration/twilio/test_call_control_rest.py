@@ -77,7 +77,8 @@ async def test_bot_hangup_after_its_goodbye_was_heard(media_node_factory, twilio
     assert double.calls[options.call_sid]["status"] == "completed"
     # The goodbye was spoken without the marker, and its marks were echoed (heard) first.
     record = result.server_record
-    assert record is not None and record["outcome"] == "bot_hangup:conversation"
+    assert record is not None
+    assert (record["outcome"], record["outcome_detail"]) == ("bot_hangup", "conversation")
     assert "[hangup]" not in " ".join(t["bot_text"] for t in record["turns"])
     assert result.marks_echoed and result.clears == 0
     # The key press reached the LLM as a user message.
@@ -97,7 +98,8 @@ async def test_transfer_redirects_the_call_with_dial(media_node_factory, twilio_
     dial = ET.fromstring(updates[0]["Twiml"]).find("Dial")
     assert dial is not None and dial.text == "+15550100"
     record = result.server_record
-    assert record is not None and record["outcome"] == "transferred"
+    assert record is not None
+    assert (record["outcome"], record["outcome_detail"]) == ("transferred", "+15550100")
     assert record["flavor"] == "support"
 
 
@@ -129,6 +131,6 @@ async def test_call_time_limit_says_goodbye_then_hangs_up(  # type: ignore[no-un
     assert result.closed_by_server
     assert double.updates(options.call_sid) == [{"Status": "completed"}]
     record = result.server_record
-    assert record is not None and record["outcome"] == "bot_hangup:max_call_seconds"
+    assert record is not None and record["outcome"] == "max_duration"
     spoken = " ".join([record["greeting"], *(t["bot_text"] for t in record["turns"])])
     assert GOODBYE_AT_LIMIT.split(",")[0] in spoken

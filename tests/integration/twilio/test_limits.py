@@ -35,7 +35,9 @@ async def test_call_beyond_capacity_is_refused_politely(media_node_factory) -> N
         assert refused.close_code == TRY_AGAIN_LATER
         assert not first.closed  # the call in progress is untouched
     async with httpx.AsyncClient() as client:
-        assert (await client.get(f"{node.http}/calls/CA{'7' * 32}")).status_code == 404
+        record = (await client.get(f"{node.http}/calls/CA{'7' * 32}")).json()
+    assert (record["outcome"], record["outcome_detail"]) == ("rejected", "at capacity (1 calls)")
+    assert record["turns"] == [] and record["ended_at"] == record["started_at"]  # it never ran
 
 
 async def test_started_stream_gone_silent_ends_the_call(media_node_factory) -> None:  # type: ignore[no-untyped-def]

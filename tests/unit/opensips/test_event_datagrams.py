@@ -46,7 +46,7 @@ def test_invented_method_names_do_not_grow_the_warned_set():
     from voice_connector.transports.opensips.provider import MAX_LOGGED_KINDS, OpenSIPSProvider
     from voice_connector_core.config import Settings
 
-    provider = OpenSIPSProvider(Settings().opensips)
+    provider = OpenSIPSProvider(Settings())
     for index in range(1000):
         method = "M" + "".join(chr(65 + int(d)) for d in str(index))
         provider._on_event(UaSessionEvent(key=f"k{index}", event_type="UPDATED", method=method))

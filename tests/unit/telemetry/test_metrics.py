@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from voice_connector.telemetry import metrics
 from voice_connector.telemetry.call_record import CallRecord, CallRecorder, service_kind
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector.transports.opensips.rtp import RtpStats
 
 
@@ -35,7 +36,7 @@ def record(**overrides: object) -> CallRecord:
     return CallRecord(**{**values, **overrides})
 
 
-def test_a_call_is_counted_from_start_to_end_with_its_outcome_kind() -> None:
+def test_a_call_is_counted_from_start_to_end_with_its_outcome() -> None:
     started = delta("voice_connector_calls_started_total", transport="twilio", flavor="default")
     ended = delta(
         "voice_connector_calls_ended_total", transport="twilio", flavor="default",
@@ -48,7 +49,8 @@ def test_a_call_is_counted_from_start_to_end_with_its_outcome_kind() -> None:
     call = record()
     metrics.call_started(call)
     assert sample("voice_connector_active_calls") == active_before + 1
-    call.outcome, call.ended_at = "bot_hangup:goodbye", call.started_at + 42
+    call.end_with(CallOutcome.BOT_HANGUP, "goodbye")
+    call.ended_at = call.started_at + 42
     metrics.call_ended(call)
     assert sample("voice_connector_active_calls") == active_before
     assert started() == 1 and ended() == 1 and durations() == 1
@@ -64,7 +66,41 @@ def test_unknown_flavors_and_refusal_reasons_have_bounded_labels() -> None:
     capacity = delta("voice_connector_calls_refused_total", transport="twilio", reason="capacity")
     metrics.call_refused("twilio", "at capacity (100 calls)")
     assert capacity() == 1
-    assert metrics.outcome_label("error:ValueError") == "error"
+
+
+def test_the_outcome_detail_stays_out_of_the_label() -> None:
+    errors = delta(
+        "voice_connector_calls_ended_total", transport="twilio", flavor="default", outcome="error"
+    )
+    call = record()
+    metrics.call_started(call)
+    call.end_with(CallOutcome.ERROR, "ValueError")
+    metrics.call_ended(call)
+    assert errors() == 1
+    assert call.to_json()["outcome"] == "error" and call.to_json()["outcome_detail"] == "ValueError"
+
+
+def test_a_call_ended_before_it_ran_is_counted_by_outcome_but_never_active() -> None:
+    cancelled = delta(
+        "voice_connector_calls_ended_total", transport="opensips", flavor="default",
+        outcome="cancelled",
+    )  # fmt: skip
+    durations = delta(
+        "voice_connector_call_duration_seconds_count", transport="opensips", outcome="cancelled"
+    )
+    active_before = sample("voice_connector_active_calls")
+    call = record(transport="opensips")
+    call.end_with(CallOutcome.CANCELLED, "487 Request Terminated")
+    metrics.call_not_answered(call)
+    assert cancelled() == 1 and durations() == 0
+    assert sample("voice_connector_active_calls") == active_before
+
+
+def test_the_first_reported_end_wins() -> None:
+    call = record()
+    assert call.end_with(CallOutcome.BOT_HANGUP, "conversation")
+    assert not call.end_with(CallOutcome.CALLER_HANGUP)  # the BYE answering our hang-up
+    assert (call.outcome, call.outcome_detail) == (CallOutcome.BOT_HANGUP, "conversation")
 
 
 def test_stage_latencies_are_labelled_by_the_stage_provider() -> None:

@@ -29,13 +29,13 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from voice_connector.pipeline.call_control import CallController, prompt_settings
 from voice_connector.services.llm.ollama import OllamaLLMService
-from voice_connector.transports.base import CallInfo, CallTransport
+from voice_connector.transports.base import CallInfo, CallTransport, TransportCapabilities
 from voice_connector.transports.twilio.marks import MarkLedger
 from voice_connector_core.config import load_settings
 
 
 class RecordingCall(CallTransport):
-    """A call whose control requests are recorded; `confirming` adds Twilio-style marks."""
+    """A call that can transfer, whose control requests are recorded."""
 
     def __init__(self) -> None:
         super().__init__(CallInfo(call_id="CAunit", transport="test"))
@@ -45,6 +45,10 @@ class RecordingCall(CallTransport):
     def pipecat(self) -> Any:
         raise NotImplementedError
 
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(transfer=True)
+
     async def hangup(self, reason: str = "normal") -> None:
         self.actions.append(("hangup", reason))
 
@@ -53,12 +57,22 @@ class RecordingCall(CallTransport):
 
 
 class MarkingCall(RecordingCall):
+    """A call that also confirms playback, with Twilio-style marks."""
+
     def __init__(self) -> None:
         super().__init__()
         self.marks = MarkLedger("MZunit")
 
-    def mark_frame(self, text: str) -> OutputTransportMessageFrame:
-        return OutputTransportMessageFrame(message=self.marks.issue(text)[1])
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        return TransportCapabilities(playback_marks=True, transfer=True)
+
+    def playback_mark(self, text: str) -> tuple[str, OutputTransportMessageFrame]:
+        name, message = self.marks.issue(text)
+        return name, OutputTransportMessageFrame(message=message)
+
+    def heard(self, mark: str) -> bool:
+        return self.marks.heard(mark)
 
 
 class EchoFirst(FrameProcessor):
@@ -115,6 +129,24 @@ async def test_transfer_marker_uses_the_flavor_target() -> None:
     await run_test(controller.filter, frames_to_send=frames)
     await settle(controller)
     assert call.actions == [("transfer", "+15550100")]
+
+
+async def test_a_transport_that_cannot_transfer_is_not_asked_to() -> None:
+    class NoTransfer(RecordingCall):
+        @property
+        def capabilities(self) -> TransportCapabilities:
+            return TransportCapabilities()
+
+    call = NoTransfer()
+    controller = CallController(call, settings("support", tools=False), LLMContext())
+    frames = [
+        LLMFullResponseStartFrame(),
+        LLMTextFrame("Transferring you. [transfer]"),
+        LLMFullResponseEndFrame(),
+    ]
+    await run_test(controller.filter, frames_to_send=frames)
+    await settle(controller)
+    assert call.actions == [] and controller.done is None
 
 
 async def test_transfer_without_target_does_nothing() -> None:

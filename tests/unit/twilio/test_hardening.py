@@ -49,8 +49,8 @@ def test_forwarded_headers_are_used_only_when_trusted() -> None:
 
 def test_webhook_replays_are_caught_by_another_worker(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = load_settings("cfg/voice-connector.ini", env={"VC_TWILIO_AUTH_TOKEN": "tok-1234"})
-    one = TwilioProvider(settings, spent_tokens_dir=tmp_path)
-    two = TwilioProvider(settings, spent_tokens_dir=tmp_path)  # another worker, same node
+    one = TwilioProvider(settings, shared_dir=tmp_path)
+    two = TwilioProvider(settings, shared_dir=tmp_path)  # another worker, same node
     form = {"CallSid": "CA" + "1" * 32}
     assert one._first_delivery(form, Headers({"i-twilio-idempotency-token": "abc"}))
     assert not two._first_delivery(form, Headers({}))  # same CallSid

@@ -12,6 +12,7 @@ import pytest
 from media_node.calls import CallRegistry, SharedRecords
 from media_node.health import SharedReadiness
 from voice_connector.telemetry.call_record import CallRecord
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector_core.config import Settings, load_settings
 from voice_connector_core.shared_files import ExpirySweeper
 from voice_connector_core.twilio.security import ReplayGuard
@@ -69,7 +70,7 @@ def test_any_worker_answers_for_a_call_another_one_ran(tmp_path: Path) -> None:
     ran_it = CallRegistry(settings(), shared=shared)
     other = CallRegistry(settings(), shared=SharedRecords(tmp_path))
     record = CallRecord(call_id="CA-elsewhere", transport="twilio", flavor="default")
-    record.outcome = "completed"
+    record.end_with(CallOutcome.CALLER_HANGUP)
     ran_it.recent[record.call_id] = record
     shared.save(record)
     assert other.get("CA-elsewhere") is None

@@ -97,8 +97,13 @@ class FlavorSelector:
         self.settings = settings
 
     async def select(
-        self, call_id: str, called: str, caller: str = "", extra_params: str | None = None
+        self,
+        call_id: str,
+        called: str,
+        caller: str = "",
+        extra_params: Mapping[str, Any] | str | None = None,
     ) -> str:
+        """`extra_params`: the signalling's own (OpenSIPS' JSON string, Twilio's parameters)."""
         return await select_flavor(
             self.settings, called, extra_params, caller=caller, call_id=call_id
         )

@@ -27,6 +27,7 @@ import numpy as np
 import soxr
 
 from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector_core.netaccess import private_headers
 
 RATE = 8000
@@ -168,7 +169,7 @@ async def fetch_call_record(
             async with session.get(url, headers=private_headers()) as response:
                 if response.status == 200:
                     record = await response.json()
-                    if record.get("outcome") != "active":
+                    if record.get("outcome") != CallOutcome.ACTIVE:
                         return record
         except aiohttp.ClientError:
             return None

@@ -17,10 +17,9 @@ from voice_connector.pipeline.builder import run_to_end
 from voice_connector.services import factory
 from voice_connector.services.outage import APOLOGY
 from voice_connector.telemetry.call_record import CallRecord
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector.transports.base import CallTransport
 from voice_connector_core.config import Settings
-
-OUTCOME = "flavor_unavailable"
 
 
 async def apologize(call: CallTransport, settings: Settings, record: CallRecord) -> CallRecord:
@@ -38,7 +37,7 @@ async def apologize(call: CallTransport, settings: Settings, record: CallRecord)
     record.greeting = APOLOGY
     await task.queue_frames([TTSSpeakFrame(APOLOGY), EndFrame()])
     try:
-        await run_to_end(task, record, OUTCOME)
+        await run_to_end(task, record, CallOutcome.FLAVOR_UNAVAILABLE)
     finally:
         logger.info(f"call {call.info.call_id}: apology played, call ended ({record.outcome})")
     return record

@@ -10,6 +10,7 @@ the LLM generation is cancelled, and the transport tells the far end to flush (T
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -39,7 +40,8 @@ from voice_connector.pipeline.call_control import CallController, prompt_setting
 from voice_connector.pipeline.observers import CallPipelineTask
 from voice_connector.services import factory
 from voice_connector.telemetry.call_record import CallRecord, CallRecorder
-from voice_connector.transports.base import CallTransport
+from voice_connector.telemetry.outcome import CallOutcome
+from voice_connector.transports.base import CallInfo, CallTransport
 from voice_connector_core.config import Settings
 
 USER_TURN_STOP_TIMEOUT_SECS = 15.0
@@ -55,6 +57,11 @@ class CallServices:
     llm: FrameProcessor
     tts: FrameProcessor
     extra_processors: list[FrameProcessor] = field(default_factory=list)
+
+
+ServicesFactory = Callable[[Settings, CallInfo], CallServices]
+"""Builds one call's services from its (flavor-resolved) settings: how tests and benchmarks give
+calls their own services instead of the configured ones."""
 
 
 def create_services(settings: Settings, call_id: str) -> CallServices:
@@ -169,19 +176,20 @@ async def run_call(
         await task.queue_frame(TTSSpeakFrame(greeting))
     logger.info(f"call {info.call_id}: pipeline starts (flavor {settings.flavor})")
     try:
-        await run_to_end(task, record, "completed")
+        await run_to_end(task, record, CallOutcome.BOT_HANGUP)
     finally:
         logger.info(f"call {info.call_id}: ended ({record.outcome}, {len(record.turns)} turns)")
     return record
 
 
-async def run_to_end(task: PipelineTask, record: CallRecord, outcome: str) -> None:
-    """Run one call's task until it ends; stamp the end and, if nothing else did, `outcome`."""
+async def run_to_end(task: PipelineTask, record: CallRecord, outcome: CallOutcome) -> None:
+    """Run one call's task until it ends; stamp the end and, if no side reported why it ended,
+    `outcome` (a pipeline that ends by itself ends the call from our side: a bot hang-up). A
+    failure is left to the caller to report."""
     runner = PipelineRunner(handle_sigint=False, handle_sigterm=False)
     try:
         await runner.add_workers(task)
         await runner.run()
     finally:
         record.ended_at = time.time()
-        if record.outcome == "active":
-            record.outcome = outcome
+    record.end_with(outcome, "pipeline ended")

@@ -14,8 +14,9 @@ Three small processors sit in the call's pipeline:
   after a barge-in it trims the interrupted assistant message to what the caller heard.
 - `ControlFilter`: strips markers, defers actions to the end of the answer, ends over-long calls
   with a spoken goodbye (`[pipeline] max_call_seconds`).
-- `PlaybackMarks`: on transports that confirm playback (Twilio `mark`), sends a mark behind every
-  spoken sentence; the echoes say what was heard, which drives the trimming.
+- `PlaybackMarks`: on transports that confirm playback (`capabilities.playback_marks`: Twilio
+  `mark`), sends a mark behind every spoken sentence; the echoes say what was heard, which drives
+  the trimming.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Coroutine
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -39,7 +40,6 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
-    OutputTransportMessageFrame,
     StartFrame,
     TTSSpeakFrame,
     TTSTextFrame,
@@ -47,6 +47,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector.transports.base import CallControlNotSupported, CallTransport
 from voice_connector_core.config import Settings
 
@@ -64,16 +65,6 @@ DTMF_FLUSH_SECONDS = 1.5
 GOODBYE_AT_LIMIT = "I'm sorry, we have reached the time limit for this call. Goodbye!"
 END_CALL_TOOL = "end_call"
 TRANSFER_TOOL = "transfer_call"
-
-
-@runtime_checkable
-class PlaybackConfirming(Protocol):
-    """A transport that can tell what the caller actually heard (Twilio: `mark` echoes)."""
-
-    def mark_frame(self, text: str) -> OutputTransportMessageFrame: ...
-
-    @property
-    def marks(self) -> Any: ...
 
 
 def prompt_settings(settings: Settings) -> Settings:
@@ -220,6 +211,8 @@ class CallController:
                     logger.warning(f"call {call_id}: transfer asked, flavor has no transfer_target")
                     self.done = None
                     return
+                if not self.call.capabilities.transfer:
+                    raise CallControlNotSupported(f"{self.call.info.transport} cannot transfer")
                 await self.call.transfer(target)
         except CallControlNotSupported as exc:
             logger.warning(f"call {call_id}: {action} not possible: {exc}")
@@ -234,6 +227,7 @@ class CallController:
             return
         logger.info(f"call {self.call.info.call_id}: call time limit reached")
         self.done = HANGUP
+        self.call.end_with(CallOutcome.MAX_DURATION, GOODBYE_AT_LIMIT)
         await self.call.task.queue_frame(TTSSpeakFrame(GOODBYE_AT_LIMIT))
         await self.call.hangup("max_call_seconds")
 
@@ -268,8 +262,7 @@ class CallController:
     def trim_interrupted(self) -> None:
         """Cut the interrupted answer in the context down to the sentences the caller heard."""
         sentences = self.interrupted_sentences
-        marks = getattr(self.call, "marks", None)
-        if not sentences or marks is None:
+        if not sentences or not self.call.capabilities.playback_marks:
             return
         first = _normalized(sentences[0][1])
         for index in range(len(self.context.messages) - 1, -1, -1):
@@ -279,7 +272,7 @@ class CallController:
             content = message.get("content")
             if not isinstance(content, str) or not _normalized(content).startswith(first):
                 return  # not added yet (or not this answer): try again at the next LLM run
-            heard = " ".join(text for name, text in sentences if marks.heard(name)).strip()
+            heard = " ".join(text for name, text in sentences if self.call.heard(name)).strip()
             messages = list(self.context.messages)
             if heard:
                 messages[index] = {**message, "content": heard}
@@ -397,7 +390,7 @@ class PlaybackMarks(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         call = self._controller.call
-        confirming = isinstance(call, PlaybackConfirming)
+        confirming = call.capabilities.playback_marks
         if isinstance(frame, LLMFullResponseStartFrame):
             self._sentences = []
         elif isinstance(frame, InterruptionFrame):
@@ -411,8 +404,8 @@ class PlaybackMarks(FrameProcessor):
             and frame.text.strip()
         ):
             await self.push_frame(frame, direction)
-            mark = call.mark_frame(frame.text)
-            self._sentences.append((mark.message["mark"]["name"], frame.text))
+            name, mark = call.playback_mark(frame.text)
+            self._sentences.append((name, frame.text))
             await self.push_frame(mark)
             return
         await self.push_frame(frame, direction)

@@ -41,6 +41,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 
 from voice_connector.pipeline.observers import SelectiveObserver
 from voice_connector.telemetry import metrics
+from voice_connector.telemetry.outcome import Ending
 
 SERVICE_KINDS: tuple[tuple[type, str], ...] = (
     (STTService, "stt"),
@@ -85,9 +86,10 @@ class Turn:
         }
 
 
-@dataclass
-class CallRecord:
-    """The record of one call, kept by the media node for `/calls/{id}`."""
+@dataclass(kw_only=True)
+class CallRecord(Ending):
+    """The record of one call, kept by the media node for `/calls/{id}`; its outcome is set
+    through `end_with` (the transport's, see `transports.base.CallTransport.end_with`)."""
 
     call_id: str
     transport: str
@@ -96,7 +98,6 @@ class CallRecord:
     callee: str = ""
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
-    outcome: str = "active"
     greeting: str = ""
     turns: list[Turn] = field(default_factory=list)
     barge_ins: int = 0

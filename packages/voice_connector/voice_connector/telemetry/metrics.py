@@ -2,10 +2,11 @@
 
 Metrics live in prometheus_client's default registry (the media node's `/metrics` serves it, with
 the process collectors). Labels are bounded: transport, flavor (the configured ones; anything
-else is "other"), outcome (its kind, before any ":"), provider and kind (from config / code) —
+else is "other"), outcome (a `CallOutcome` value), provider and kind (from config / code) —
 never a call id, which belongs in logs. Feeding points:
 
 - `CallRegistry.handle`: `call_started` / `call_ended` / `call_refused`;
+  `CallRegistry.unanswered`: `call_not_answered`;
 - `CallRecorder` (the pipeline observer): `observe_stage` as each turn stage is stamped,
   `record_barge_in`, `record_provider_error`;
 - provider clients: `record_reconnect(provider)`; the OpenSIPS transport: `record_rtp_stats`;
@@ -30,6 +31,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from voice_connector.telemetry.outcome import CallOutcome
+
 
 class CallFacts(Protocol):
     """What the call metrics read of a call: `telemetry.call_record.CallRecord` has it (a protocol,
@@ -37,10 +40,11 @@ class CallFacts(Protocol):
 
     transport: str
     flavor: str
-    outcome: str
+    outcome: CallOutcome
     started_at: float
     ended_at: float | None
     providers: dict[str, str]
+
 
 PREFIX = "voice_connector_"
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0)
@@ -58,7 +62,7 @@ CALLS_STARTED = Counter(
 )
 CALLS_ENDED = Counter(
     "voice_connector_calls_ended",
-    "Calls ended, by outcome kind (completed, caller_hangup, bot_hangup, transferred, error...).",
+    "Calls ended, by outcome (caller_hangup, bot_hangup, transferred, cancelled, rejected...).",
     ["transport", "flavor", "outcome"],
 )
 CALLS_REFUSED = Counter(
@@ -253,12 +257,6 @@ def flavor_label(name: str) -> str:
     return name if _flavors is None or name in _flavors else OTHER
 
 
-def outcome_label(outcome: str) -> str:
-    """`bot_hangup:goodbye` → `bot_hangup`, `error:ValueError` → `error`."""
-    kind = re.sub(r"[^a-z0-9_]", "_", outcome.split(":", 1)[0].strip().lower())[:32]
-    return kind or OTHER
-
-
 def platform() -> str:
     """Where this node runs, from the environment each platform sets."""
     if os.environ.get("K_SERVICE"):
@@ -279,11 +277,16 @@ def call_started(record: CallFacts) -> None:
 def call_ended(record: CallFacts) -> None:
     """Count the call's end; duration from the record's start/end wall-clock times."""
     ACTIVE_CALLS.dec()
-    outcome = outcome_label(record.outcome)
-    CALLS_ENDED.labels(record.transport, flavor_label(record.flavor), outcome).inc()
+    call_not_answered(record)
     if record.ended_at is not None:
         seconds = max(0.0, record.ended_at - record.started_at)
-        CALL_DURATION.labels(record.transport, outcome).observe(seconds)
+        CALL_DURATION.labels(record.transport, record.outcome.value).observe(seconds)
+
+
+def call_not_answered(record: CallFacts) -> None:
+    """Count the end of a call that never started (cancelled, rejected): by outcome, like every
+    call, so the outcome counts add up to all calls offered; it never was active."""
+    CALLS_ENDED.labels(record.transport, flavor_label(record.flavor), record.outcome.value).inc()
 
 
 def call_refused(transport: str, reason: str) -> None:

@@ -2,7 +2,10 @@
 
 A *provider* (OpenSIPS, Twilio) accepts calls; each accepted call is a `CallTransport` giving
 the pipeline a Pipecat input and output, and call control. The media node hands every new call
-to one `CallHandler`, whatever the provider: the pipeline never knows where a call came from.
+to one `CallHandler`, whatever the provider: the pipeline never knows where a call came from; it
+asks a call's `capabilities` what it can do. Each transport reports how its calls end
+(`CallTransport.end_with`, or `Unanswered` for a call that never ran), so the outcome means the
+same on every provider.
 """
 
 from __future__ import annotations
@@ -10,12 +13,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pipecat.frames.frames import Frame
 from pipecat.pipeline.task import PipelineTask
 from pipecat.transports.base_transport import BaseTransport
 
 from voice_connector.telemetry.call_record import CallRecord
+from voice_connector.telemetry.outcome import CallOutcome, Ending
+from voice_connector_core.config import Settings
+from voice_connector_core.config.flavors import FlavorSelector
+from voice_connector_core.workers import WorkerShard
 
 
 class CallRefused(Exception):
@@ -28,6 +37,18 @@ class CallRefused(Exception):
 
 class CallControlNotSupported(RuntimeError):
     """The provider cannot do this (e.g. DTMF out on a transport without it)."""
+
+
+@dataclass(frozen=True)
+class TransportCapabilities:
+    """What one call's transport can do beyond audio in and out."""
+
+    playback_marks: bool = False
+    """It tells which bot speech the caller heard (`playback_mark`, `heard`): Twilio's marks."""
+    transfer: bool = False
+    """It can hand the caller to another party (`transfer`)."""
+    dtmf_out: bool = False
+    """It can send DTMF to the caller (`send_dtmf`)."""
 
 
 @dataclass
@@ -55,6 +76,17 @@ class CallTransport(ABC):
         self.info = info
         self.task: PipelineTask | None = None
         self.record: CallRecord | None = None
+        self._early_end = Ending()  # an end reported before the record is attached
+
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        """What this call can do (may depend on the call: e.g. DTMF needs telephone-event)."""
+        return TransportCapabilities()
+
+    def end_with(self, outcome: CallOutcome, detail: str = "") -> bool:
+        """Report how the call ended, from whichever side saw it; the first report wins (see
+        `Ending`). True when this one counted."""
+        return (self.record or self._early_end).end_with(outcome, detail)
 
     @property
     @abstractmethod
@@ -65,10 +97,11 @@ class CallTransport(ABC):
         """Called once the call's pipeline task exists, before it runs.
 
         A transport whose far end can vanish (WebSocket closed, SIP BYE) ends `task` then and
-        sets `record.outcome`; call control (hang-up after the last audio) also needs the task.
+        reports it (`end_with`); call control (hang-up after the last audio) also needs the task.
         """
         self.task = task
         self.record = record
+        record.end_with(self._early_end.outcome, self._early_end.outcome_detail)
 
     @abstractmethod
     async def hangup(self, reason: str = "normal") -> None:
@@ -79,8 +112,17 @@ class CallTransport(ABC):
         """Hand the caller to `target` (a number or SIP URI) and leave the call."""
 
     async def send_dtmf(self, digits: str) -> None:
-        """Send DTMF digits to the caller, where the provider supports it."""
+        """Send DTMF digits to the caller, where the provider supports it (`dtmf_out`)."""
         raise CallControlNotSupported(f"{self.info.transport} cannot send DTMF")
+
+    def playback_mark(self, text: str) -> tuple[str, Frame]:
+        """(name, frame): the frame goes right behind `text`'s audio; `heard(name)` turns true
+        once the caller has heard it (`playback_marks`)."""
+        raise CallControlNotSupported(f"{self.info.transport} does not confirm playback")
+
+    def heard(self, mark: str) -> bool:
+        """Whether the audio before the mark named `mark` was played to the caller."""
+        raise CallControlNotSupported(f"{self.info.transport} does not confirm playback")
 
 
 CallHandler = Callable[[CallTransport], Awaitable[None]]
@@ -91,16 +133,42 @@ Admission = Callable[[str], None]
 asked before a call is answered, so the caller's side gets a refusal it can act on (SIP 503,
 Twilio busy) instead of an answer and a hang-up. `CallHandler` checks again (the authority)."""
 
+Unanswered = Callable[[CallInfo, CallOutcome, str], None]
+"""`unanswered(info, outcome, detail)`: a call ended before it reached the `CallHandler`
+(cancelled, rejected); the node records and counts it with the calls that ran."""
+
 
 class TransportProvider(ABC):
-    """A source of calls (OpenSIPS events, Twilio WebSockets) living for the whole process."""
+    """A source of calls (OpenSIPS events, Twilio WebSockets) living for the whole process.
+
+    Every provider is built the same way: the whole configuration, this worker's `shard` of the
+    node's calls (default: all of them) and the `shared_dir` the node's workers share (default:
+    none, a node of one worker). Each call's flavor is picked by `flavors`, from `settings`.
+    """
 
     name: str
 
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        shard: WorkerShard | None = None,
+        shared_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.shard = shard or WorkerShard()
+        self.shared_dir = shared_dir
+        self.flavors = FlavorSelector(settings)
+
     @abstractmethod
-    async def start(self, on_call: CallHandler, admit: Admission | None = None) -> None:
+    async def start(
+        self,
+        on_call: CallHandler,
+        admit: Admission | None = None,
+        unanswered: Unanswered | None = None,
+    ) -> None:
         """Begin accepting calls; every accepted call is passed to `on_call`, each new one is
-        first put to `admit` when given."""
+        first put to `admit` when given; a call ending before `on_call` goes to `unanswered`."""
 
     @abstractmethod
     async def stop(self) -> None:

@@ -24,19 +24,18 @@ class TransportFactory:
         self.shared_dir = shared_dir
 
     def create(self, name: str) -> TransportProvider:
+        provider: type[TransportProvider]
         if name == "twilio":
             from voice_connector.transports.twilio.provider import TwilioProvider
 
-            tokens = self.shared_dir / "spent-tokens" if self.shared_dir else None
-            return TwilioProvider(self.settings, spent_tokens_dir=tokens)
-        if name == "opensips":
+            provider = TwilioProvider
+        elif name == "opensips":
             from voice_connector.transports.opensips import OpenSIPSProvider
-            from voice_connector_core.config.flavors import FlavorSelector
 
-            return OpenSIPSProvider(
-                self.settings.opensips, flavors=FlavorSelector(self.settings), shard=self.shard
-            )
-        raise ValueError(f"unknown transport provider {name!r}")
+            provider = OpenSIPSProvider
+        else:
+            raise ValueError(f"unknown transport provider {name!r}")
+        return provider(self.settings, shard=self.shard, shared_dir=self.shared_dir)
 
     def create_all(self) -> list[TransportProvider]:
         return [self.create(name) for name in self.settings.transport.providers]

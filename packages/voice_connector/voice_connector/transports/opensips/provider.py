@@ -11,13 +11,19 @@ import asyncio
 import re
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from pipecat.transports.base_transport import TransportParams
 
-from voice_connector.transports.base import Admission, CallHandler, TransportProvider
+from voice_connector.telemetry.outcome import CallOutcome
+from voice_connector.transports.base import (
+    Admission,
+    CallHandler,
+    TransportProvider,
+    Unanswered,
+)
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import (
     EventListener,
@@ -26,10 +32,8 @@ from voice_connector.transports.opensips.events import (
 )
 from voice_connector.transports.opensips.mi import MIClient, MIError
 from voice_connector.transports.opensips.ports import PortPool
-from voice_connector.transports.opensips.session import CallSession, SessionDeps
+from voice_connector.transports.opensips.session import CallSession, SessionDeps, offered
 from voice_connector_core.config import Settings
-from voice_connector_core.config.flavors import FlavorSelector
-from voice_connector_core.config.schema import OpenSIPSSettings
 from voice_connector_core.workers import WorkerShard
 
 _KEY = re.compile(r"^B2B\.\d+\.\d+\.\d+\.\d+$")
@@ -51,20 +55,15 @@ class OpenSIPSProvider(TransportProvider):
 
     def __init__(
         self,
-        settings: OpenSIPSSettings,
+        settings: Settings,
         *,
-        flavors: FlavorSelector | None = None,
-        transport_params: Callable[[], TransportParams] | None = None,
         shard: WorkerShard | None = None,
+        shared_dir: Path | None = None,
     ) -> None:
-        """`flavors`: picks each call's flavor (default: no flavors configured, always the default);
-        `transport_params`: optional factory of Pipecat params per call (defaults: 16 kHz, 20 ms
-        chunks); `shard`: this worker's share of the sessions (default: all of them)."""
-        self.settings = settings
-        self.shard = shard or WorkerShard()
-        self.flavors = flavors or FlavorSelector(Settings())
-        self._transport_params = transport_params
-        self.ports = PortPool(*settings.ports)
+        """Reads `[opensips]`; `shard`: this worker's share of the sessions (by key)."""
+        super().__init__(settings, shard=shard, shared_dir=shared_dir)
+        self.opensips = settings.opensips
+        self.ports = PortPool(*self.opensips.ports)
         self.clock = PacingClock()
         self.sessions: dict[str, CallSession] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -74,27 +73,34 @@ class OpenSIPSProvider(TransportProvider):
         self._watchdog: SubscriptionWatchdog | None = None
         self._on_call: CallHandler | None = None
         self._admit: Admission | None = None
+        self._unanswered: Unanswered | None = None
         self._accepting = False
         self._unknown_logged: set[str] = set()
 
     # -- TransportProvider ----------------------------------------------------------------
 
-    async def start(self, on_call: CallHandler, admit: Admission | None = None) -> None:
+    async def start(
+        self,
+        on_call: CallHandler,
+        admit: Admission | None = None,
+        unanswered: Unanswered | None = None,
+    ) -> None:
         """Bind the event socket, subscribe (and keep subscribed), sweep leaked sessions."""
         self._on_call = on_call
         self._admit = admit
+        self._unanswered = unanswered
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             # the RTP clock thread must get the GIL promptly to keep 20 ms pacing (default 5 ms)
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        self._mi = MIClient(self.settings)
-        await self._listener.open(self.settings.event_ip, self.settings.event_port)
+        self._mi = MIClient(self.opensips)
+        await self._listener.open(self.opensips.event_ip, self.opensips.event_port)
         self._accepting = True
-        self._watchdog = SubscriptionWatchdog(self._mi, self.settings)
+        self._watchdog = SubscriptionWatchdog(self._mi, self.opensips)
         self._watchdog.start()
         self._spawn(self.sweep(), "opensips-sweep")
         logger.info(
-            f"OpenSIPS provider: events on {self.settings.event_socket}, MI "
-            f"{self.settings.mi_ip}:{self.settings.mi_port}, RTP {self.settings.rtp_port_range}"
+            f"OpenSIPS provider: events on {self.opensips.event_socket}, MI "
+            f"{self.opensips.mi_ip}:{self.opensips.mi_port}, RTP {self.opensips.rtp_port_range}"
         )
 
     async def stop(self) -> None:
@@ -157,6 +163,8 @@ class OpenSIPSProvider(TransportProvider):
         if not self._accepting or self._on_call is None:
             logger.info(f"[{event.key}] INVITE while not accepting calls: 503")
             self._spawn(self._refuse(event.key), f"refuse-{event.key}")
+            if self._unanswered is not None:
+                self._unanswered(offered(event), CallOutcome.REJECTED, "503 not accepting calls")
             return
         session = CallSession(event, self._deps())
         self.sessions[event.key] = session
@@ -165,15 +173,15 @@ class OpenSIPSProvider(TransportProvider):
     def _deps(self) -> SessionDeps:
         assert self._on_call is not None and self._mi is not None
         return SessionDeps(
-            settings=self.settings,
+            settings=self.opensips,
             mi=self._mi,
             ports=self.ports,
             clock=self.clock,
             flavors=self.flavors,
             on_call=self._on_call,
             on_finished=self._finished,
-            transport_params=self._transport_params,
             admit=self._admit,
+            unanswered=self._unanswered,
         )
 
     def _finished(self, session: CallSession) -> None:

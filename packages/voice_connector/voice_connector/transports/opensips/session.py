@@ -4,7 +4,8 @@ States: new → answering (200 being sent) → active → ended. Events of one s
 at a time from a queue (the ACK may arrive before the MI reply to our 200 returns, so the session
 is registered before answering and the ACK simply waits its turn). CANCEL is also noted the moment
 it arrives, so a slow answer path does not send a 200 for a cancelled INVITE. Whatever way the call
-ends, `_end_media` releases the RTP port exactly once.
+ends, `_end_media` releases the RTP port exactly once, and the session reports how it ended: to the
+call's transport once the pipeline has it, else to the node as an unanswered call.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from loguru import logger
-from pipecat.transports.base_transport import TransportParams
 
 from voice_connector.audio.g711 import G711Codec
 from voice_connector.telemetry import metrics
-from voice_connector.transports.base import Admission, CallHandler, CallInfo, CallRefused
+from voice_connector.telemetry.outcome import CallOutcome, Ending
+from voice_connector.transports.base import (
+    Admission,
+    CallHandler,
+    CallInfo,
+    CallRefused,
+    Unanswered,
+)
 from voice_connector.transports.opensips.clock import PacingClock
 from voice_connector.transports.opensips.events import UaSessionEvent, uri_user
 from voice_connector.transports.opensips.latch import LatchPolicy
@@ -60,8 +67,18 @@ class SessionDeps:
     flavors: FlavorSelector
     on_call: CallHandler
     on_finished: Callable[[CallSession], None]
-    transport_params: Callable[[], TransportParams] | None = None
     admit: Admission | None = None
+    unanswered: Unanswered | None = None
+
+
+def offered(invite: UaSessionEvent) -> CallInfo:
+    """What an INVITE tells of its call before any answer (flavor and codec not chosen yet)."""
+    return CallInfo(
+        call_id=invite.key,
+        transport="opensips",
+        caller=uri_user(invite.header("From")),
+        callee=uri_user(invite.header("To")),
+    )
 
 
 class CallSession:
@@ -86,6 +103,8 @@ class CallSession:
         self._logged: set[str] = set()
         self.pipeline_task: asyncio.Task | None = None
         self.final_stats: RtpStats | None = None
+        self._offer = offered(first)
+        self._unanswered_end = Ending()
         self.feed(first)
 
     # -- CallControl ----------------------------------------------------------------------
@@ -133,6 +152,7 @@ class CallSession:
             code = 0  # no reply event (not all setups report it): assume the phone took it
         if code >= 300:
             raise TransferFailed(f"REFER answered {code}")
+        self._end_as(CallOutcome.TRANSFERRED, refer_to)
         await self.hangup(f"transferred to {refer_to}")
 
     # -- events ---------------------------------------------------------------------------
@@ -154,15 +174,34 @@ class CallSession:
                 event = await self._events.get()
                 try:
                     await self._handle(event)
-                except Exception:
+                except Exception as exc:
                     logger.exception(f"[{self.key}] {event.method}/{event.event_type} failed")
                     if self.state in (NEW, ANSWERING):
-                        await self._reject(500, "Server Internal Error")
+                        error = type(exc).__name__
+                        await self._reject(500, "Server Internal Error", CallOutcome.ERROR, error)
         finally:
             if self.pipeline_task is not None:
                 await asyncio.gather(self.pipeline_task, return_exceptions=True)
             self._end_media()
+            self._report_unanswered()
             self.deps.on_finished(self)
+
+    def _end_as(self, outcome: CallOutcome, detail: str = "") -> None:
+        """How the call ended: to its transport once the pipeline has the call, else kept for
+        `_report_unanswered` (the first report wins either way)."""
+        if self.pipeline_task is not None and self.call is not None:
+            self.call.end_with(outcome, detail)
+        else:
+            self._unanswered_end.end_with(outcome, detail)
+
+    def _report_unanswered(self) -> None:
+        """A call that ended before the pipeline got it is the node's to count, not a pipeline's."""
+        if self.pipeline_task is not None or self.deps.unanswered is None:
+            return
+        ending = self._unanswered_end
+        if ending.outcome is CallOutcome.ACTIVE:  # every path above reports; this is a bug's
+            ending.end_with(CallOutcome.ERROR, "ended before the answer, cause unknown")
+        self.deps.unanswered(self._offer, ending.outcome, ending.outcome_detail)
 
     async def _handle(self, ev: UaSessionEvent) -> None:
         if ev.method == "CANCEL":
@@ -192,7 +231,7 @@ class CallSession:
             neg = negotiate(parse_offer(ev.body), settings.codecs)
         except SdpError as exc:
             logger.warning(f"[{self.key}] rejecting INVITE with 488: {exc}")
-            await self._reject(488, "Not Acceptable Here")
+            await self._reject(488, "Not Acceptable Here", detail=f"488 {exc}")
             return
         self.negotiated = neg
         if self.deps.admit is not None:
@@ -200,12 +239,12 @@ class CallSession:
                 self.deps.admit(self.key)
             except CallRefused as exc:  # full: 503 lets OpenSIPS try another node
                 logger.warning(f"[{self.key}] refusing INVITE with 503: {exc}")
-                await self._reject(503, "Service Unavailable")
+                await self._reject(503, "Service Unavailable", detail=f"503 {exc}")
                 return
         if settings.send_ringing:
             await self._mi_quiet(self.deps.mi.reply(self.key, 180, "Ringing"), "180")
         self._to_uri = _uri(ev.header("To"))
-        caller, callee = uri_user(ev.header("From")), uri_user(ev.header("To"))
+        caller, callee = self._offer.caller, self._offer.callee
         flavor = await self.deps.flavors.select(self.key, callee, caller, ev.extra_params)
         if self._cancelled:
             return  # the queued CANCEL answers 487
@@ -215,7 +254,7 @@ class CallSession:
                 settings.rtp_ip, lambda sock: self._new_rtp(codec, neg, sock), self.key
             )
         except OSError:
-            await self._reject(503, "Service Unavailable")
+            await self._reject(503, "Service Unavailable", detail="503 no free RTP port")
             return
         self.rtp, self.port = rtp, port
         info = CallInfo(
@@ -232,8 +271,7 @@ class CallSession:
                 "headers": ev.headers,
             },
         )
-        params = self.deps.transport_params() if self.deps.transport_params else None
-        self.call = OpenSIPSCallTransport(info, self, rtp, params)
+        self.call = OpenSIPSCallTransport(info, self, rtp)
         answer = build_answer(neg, settings.advertised_ip, port, self._sdp_id, self._sdp_version)
         if self._cancelled:
             self._end_media()
@@ -243,6 +281,7 @@ class CallSession:
             await self.deps.mi.reply(self.key, 200, "OK", body=answer)
         except MIError as exc:
             logger.error(f"[{self.key}] 200 OK failed: {exc}")
+            self._end_as(CallOutcome.ERROR, f"200 OK failed: {exc}")
             self._set_ended()
             await self._mi_quiet(self.deps.mi.terminate(self.key), "terminate")
             self._end_media()
@@ -303,7 +342,7 @@ class CallSession:
     async def _on_cancel(self) -> None:
         if self.state in (NEW, ANSWERING):
             logger.info(f"[{self.key}] CANCEL before answer: 487")
-            await self._reject(487, "Request Terminated")
+            await self._reject(487, "Request Terminated", CallOutcome.CANCELLED)
         elif self.state == ACTIVE:
             logger.info(f"[{self.key}] CANCEL after 200 ignored (the caller will BYE)")
 
@@ -311,6 +350,7 @@ class CallSession:
         if self.state == ENDED:
             return
         self._set_ended()
+        self._end_as(CallOutcome.CALLER_HANGUP, f"{ev.method}/{ev.event_type}")
         logger.info(f"[{self.key}] caller ended the call ({ev.method}/{ev.event_type})")
         self._end_media()
         if self.call is not None:
@@ -355,8 +395,15 @@ class CallSession:
 
     # -- helpers --------------------------------------------------------------------------
 
-    async def _reject(self, code: int, reason: str) -> None:
+    async def _reject(
+        self,
+        code: int,
+        reason: str,
+        outcome: CallOutcome = CallOutcome.REJECTED,
+        detail: str = "",
+    ) -> None:
         """Negative final reply, always followed by terminate (else OpenSIPS keeps the session)."""
+        self._end_as(outcome, detail or f"{code} {reason}")
         self._set_ended()
         await self._mi_quiet(self.deps.mi.reply(self.key, code, reason), f"{code} reply")
         await self._mi_quiet(self.deps.mi.terminate(self.key), "terminate")
@@ -365,11 +412,12 @@ class CallSession:
     async def shutdown(self, reason: str) -> None:
         """Provider stopping: BYE an active call, reject one still being set up."""
         if self.state == ACTIVE:
+            self._end_as(CallOutcome.BOT_HANGUP, reason)
             await self.hangup(reason)
             if self.call is not None:
                 await self.call.input_transport.end_pipeline(graceful=False, reason=reason)
         elif self.state in (NEW, ANSWERING):
-            await self._reject(503, "Service Unavailable")
+            await self._reject(503, "Service Unavailable", detail=f"503 {reason}")
         self._wake()
 
     def _set_ended(self) -> None:

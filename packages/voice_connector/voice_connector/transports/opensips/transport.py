@@ -34,7 +34,13 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
 from voice_connector.audio.rates import PIPELINE_SAMPLE_RATE
-from voice_connector.transports.base import CallControlNotSupported, CallInfo, CallTransport
+from voice_connector.telemetry.outcome import CallOutcome
+from voice_connector.transports.base import (
+    CallControlNotSupported,
+    CallInfo,
+    CallTransport,
+    TransportCapabilities,
+)
 from voice_connector.transports.opensips.rtp import RtpStream
 
 INPUT_QUEUE_MAX = 100  # 2 s of audio; beyond that the pipeline is stuck and old audio is useless
@@ -239,6 +245,13 @@ class OpenSIPSCallTransport(CallTransport):
         """The input processor (the session feeds it audio and DTMF)."""
         return self._input
 
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        """REFER transfer always; DTMF out when the caller offered telephone-event; no marks."""
+        return TransportCapabilities(
+            transfer=True, dtmf_out=self.rtp.telephone_event_pt is not None
+        )
+
     async def hangup(self, reason: str = "normal") -> None:
         """End the call once queued bot audio has played.
 
@@ -248,6 +261,7 @@ class OpenSIPSCallTransport(CallTransport):
         """
         if self._control.ended:
             return
+        self.end_with(CallOutcome.BOT_HANGUP, reason)
         if self._input.started:
             await self._input.end_pipeline(graceful=True, reason=reason)
         else:

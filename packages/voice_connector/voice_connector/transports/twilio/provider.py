@@ -27,17 +27,18 @@ from loguru import logger
 from starlette.websockets import WebSocketState
 
 from voice_connector.telemetry.metrics import record_dropped_input
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector.transports.base import (
     Admission,
     CallHandler,
     CallInfo,
     CallRefused,
     TransportProvider,
+    Unanswered,
 )
 from voice_connector.transports.twilio.messages import WarnOnce, parse_message
 from voice_connector.transports.twilio.transport import TwilioCallTransport
 from voice_connector_core.config import Settings
-from voice_connector_core.config.flavors import select_flavor
 from voice_connector_core.logs import clip
 from voice_connector_core.netaccess import Networks, client_address
 from voice_connector_core.twilio import webhook
@@ -50,6 +51,7 @@ from voice_connector_core.twilio.security import (
     valid_signature,
 )
 from voice_connector_core.twilio.twiml import STREAM_PATH, busy_twiml, stream_url_from_base
+from voice_connector_core.workers import WorkerShard
 
 VOICE_PATH = "/twilio/voice"
 TWILIO_SAMPLE_RATE = 8000
@@ -110,15 +112,22 @@ class TwilioProvider(TransportProvider):
 
     name = "twilio"
 
-    def __init__(self, settings: Settings, spent_tokens_dir: Path | None = None) -> None:
-        """`spent_tokens_dir`: shared by a node's workers, so each token opens one stream."""
-        self.settings = settings
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        shard: WorkerShard | None = None,
+        shared_dir: Path | None = None,
+    ) -> None:
+        """Spent call tokens live in `shared_dir`, so each token opens one stream per node."""
+        super().__init__(settings, shard=shard, shared_dir=shared_dir)
         self._on_call: CallHandler | None = None
         self._admit: Admission | None = None
+        self._unanswered: Unanswered | None = None
         self._accepting = False
         auth_token = settings.twilio.auth_token.get_secret_value()
         self._tokens = CallTokens(auth_token) if auth_token else None
-        self._replays = ReplayGuard(directory=spent_tokens_dir)
+        self._replays = ReplayGuard(directory=shared_dir / "spent-tokens" if shared_dir else None)
         self._proxies = Networks(settings.general.trusted_proxies)
         self._pending = PendingStreams(settings.twilio.max_pending_per_source)
         self._refusals = WarnOnce(
@@ -127,9 +136,15 @@ class TwilioProvider(TransportProvider):
         self._prestart = WarnOnce("pending", every_seconds=REFUSAL_LOG_SECONDS)
         """Junk before `start` is not a call yet: logged node-wide, per kind, once a minute."""
 
-    async def start(self, on_call: CallHandler, admit: Admission | None = None) -> None:
+    async def start(
+        self,
+        on_call: CallHandler,
+        admit: Admission | None = None,
+        unanswered: Unanswered | None = None,
+    ) -> None:
         self._on_call = on_call
         self._admit = admit
+        self._unanswered = unanswered
         self._accepting = True
 
     async def stop(self) -> None:
@@ -205,15 +220,20 @@ class TwilioProvider(TransportProvider):
 
     def _admits(self, call_sid: str) -> bool:
         """Whether a new call gets a stream (else busy TwiML): accepting, and the node has room."""
-        if not self._accepting:
-            return False
-        if self._admit is not None:
-            try:
+        try:
+            if not self._accepting:
+                raise CallRefused("draining")
+            if self._admit is not None:
                 self._admit(call_sid)
-            except CallRefused as exc:
-                logger.warning(f"voice webhook: call {clip(call_sid)} answered busy: {exc}")
-                return False
+        except CallRefused as exc:
+            logger.warning(f"voice webhook: call {clip(call_sid)} answered busy: {exc}")
+            self._rejected(CallInfo(call_id=clip(call_sid), transport=self.name), str(exc))
+            return False
         return True
+
+    def _rejected(self, info: CallInfo, why: str) -> None:
+        if self._unanswered is not None:
+            self._unanswered(info, CallOutcome.REJECTED, why)
 
     def _upgrade_signature(self, websocket: WebSocket) -> bool | None:
         """None without `X-Twilio-Signature`; else whether it signs this stream's URL."""
@@ -321,14 +341,16 @@ class TwilioProvider(TransportProvider):
                 return
         custom = {k: v for k, v in custom.items() if k != TOKEN_PARAMETER}
         if not stream_sid or self._on_call is None or not self._accepting:
+            if stream_sid and self._on_call is not None:  # a call the node no longer takes
+                self._rejected(CallInfo(call_id=call_sid, transport=self.name), "draining")
             await _close(websocket, CLOSE_TRY_AGAIN_LATER)
             return
-        called = str(custom.get("called", ""))
-        flavor = await select_flavor(self.settings, called, custom)
+        called, caller = str(custom.get("called", "")), str(custom.get("caller", ""))
+        flavor = await self.flavors.select(call_sid, called, caller, custom)
         info = CallInfo(
             call_id=call_sid,
             transport=self.name,
-            caller=str(custom.get("caller", "")),
+            caller=caller,
             callee=called,
             flavor=flavor,
             codec="PCMU",

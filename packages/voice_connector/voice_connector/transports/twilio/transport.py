@@ -21,7 +21,13 @@ from pipecat.transports.websocket.fastapi import (
 )
 
 from voice_connector.telemetry.call_record import CallRecord
-from voice_connector.transports.base import CallControlNotSupported, CallInfo, CallTransport
+from voice_connector.telemetry.outcome import CallOutcome
+from voice_connector.transports.base import (
+    CallControlNotSupported,
+    CallInfo,
+    CallTransport,
+    TransportCapabilities,
+)
 from voice_connector.transports.twilio.marks import MarkLedger
 from voice_connector.transports.twilio.pacing import LeadPacedTransport
 from voice_connector.transports.twilio.serializer import TwilioStreamSerializer
@@ -65,24 +71,38 @@ class TwilioCallTransport(CallTransport):
             ),
         )
         self._ending = False
+        self._redirecting_to: str | None = None
         self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def pipecat(self) -> FastAPIWebsocketTransport:
         return self._transport
 
-    def mark_frame(self, text: str) -> OutputTransportMessageFrame:
-        """A `mark` to send right behind `text`'s audio; its echo means the caller heard it."""
-        _name, message = self.marks.issue(text)
-        return OutputTransportMessageFrame(message=message)
+    @property
+    def capabilities(self) -> TransportCapabilities:
+        """Marks always; transfer with REST credentials (it redirects the call by REST)."""
+        return TransportCapabilities(playback_marks=True, transfer=self._can_redirect())
+
+    def _can_redirect(self) -> bool:
+        return bool(self._settings.account_sid and self._settings.auth_token.get_secret_value())
+
+    def playback_mark(self, text: str) -> tuple[str, OutputTransportMessageFrame]:
+        """A `mark` to send right behind `text`'s audio; Twilio echoes it once it was played."""
+        name, message = self.marks.issue(text)
+        return name, OutputTransportMessageFrame(message=message)
+
+    def heard(self, mark: str) -> bool:
+        return self.marks.heard(mark)
 
     def attach(self, task: PipelineTask, record: CallRecord) -> None:
         super().attach(task, record)
 
         @self._transport.event_handler("on_client_disconnected")
         async def _caller_gone(_transport: object, _websocket: object) -> None:
-            if record.outcome == "active":
-                record.outcome = "caller_hangup"
+            if self._redirecting_to is not None:  # the redirect took the caller away
+                self.end_with(CallOutcome.TRANSFERRED, self._redirecting_to)
+            else:
+                self.end_with(CallOutcome.CALLER_HANGUP)
             self.serializer.hang_up_on_end = False  # Twilio already ended the call
             await task.cancel()
 
@@ -100,8 +120,7 @@ class TwilioCallTransport(CallTransport):
             silent_for = time.monotonic() - self.serializer.last_message_at
             if silent_for >= idle:
                 logger.warning(f"call {self.info.call_id}: no message for {idle:g} s, ending")
-                if self.record is not None and self.record.outcome == "active":
-                    self.record.outcome = "idle_timeout"
+                self.end_with(CallOutcome.IDLE_TIMEOUT, f"no message for {idle:g} s")
                 await self.task.cancel()
                 return
             await asyncio.sleep(idle - silent_for)
@@ -116,8 +135,7 @@ class TwilioCallTransport(CallTransport):
         if self._ending or self.task is None:
             return
         self._ending = True
-        if self.record is not None and self.record.outcome == "active":
-            self.record.outcome = f"bot_hangup:{reason}"
+        self.end_with(CallOutcome.BOT_HANGUP, reason)
         await self._wait_heard()
         await self.task.queue_frame(EndFrame())
 
@@ -125,7 +143,7 @@ class TwilioCallTransport(CallTransport):
         """Until the caller has heard everything queued so far (bounded by a timeout)."""
         if self.task is None:
             return
-        frame = self.mark_frame("")
+        _name, frame = self.playback_mark("")
         frame.interruptible = False  # a barge-in must not lose the final mark
         await self.task.queue_frame(frame)
         if not await self.marks.wait_played(PLAYOUT_WAIT_SECONDS):
@@ -133,7 +151,7 @@ class TwilioCallTransport(CallTransport):
 
     async def transfer(self, target: str) -> None:
         """Redirect the live call to `<Dial>target</Dial>` through the REST API and leave it."""
-        if not (self._settings.account_sid and self._settings.auth_token.get_secret_value()):
+        if not self._can_redirect():
             raise CallControlNotSupported("transfer needs [twilio] account_sid and auth_token")
         if self._ending:
             return
@@ -142,10 +160,14 @@ class TwilioCallTransport(CallTransport):
         client = rest_client(self._settings)
         call_sid = self.info.call_id
         twiml = dial_twiml(target)
-        await asyncio.to_thread(lambda: client.calls(call_sid).update(twiml=twiml))
+        self._redirecting_to = target  # Twilio may close the stream before the request returns
+        try:
+            await asyncio.to_thread(lambda: client.calls(call_sid).update(twiml=twiml))
+        except Exception:
+            self._redirecting_to = None
+            raise
         logger.info(f"call {call_sid}: transferred to {target}")
-        if self.record is not None:
-            self.record.outcome = "transferred"
+        self.end_with(CallOutcome.TRANSFERRED, target)
         self.serializer.hang_up_on_end = False  # the call goes on, without us
         if self.task is not None:
             with contextlib.suppress(Exception):

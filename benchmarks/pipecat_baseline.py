@@ -46,6 +46,7 @@ from pipecat.transports.websocket.fastapi import (
 
 from tests.support.fakes import FakeLLM, ToneTTS
 from voice_connector.telemetry.call_record import CallRecord, CallRecorder
+from voice_connector.telemetry.outcome import CallOutcome
 from voice_connector_core import models
 from voice_connector_core.config.services import OllamaLLM
 
@@ -133,7 +134,7 @@ def create_app(llm_url: str = "") -> FastAPI:
             await PipelineRunner(handle_sigint=False).run(task)
         finally:
             record.ended_at = time.time()
-            record.outcome = "completed"
+            record.end_with(CallOutcome.CALLER_HANGUP)  # the caller's disconnect ends it
 
     return app
 

@@ -76,3 +76,18 @@ def test_local_piper_uses_it() -> None:
     voice, config = models.piper_joe_voice()
     service = LocalPiperTTSService(voice_path=Path(voice), config_path=Path(config))
     assert isinstance(service._text_aggregator, FirstClauseAggregator)
+
+
+async def test_first_words_release_an_answer_without_a_clause() -> None:
+    aggregator = FirstClauseAggregator(first_words=4)
+    assert await chunks(aggregator, tokens("The capital of France is Paris. It is big.")) == [
+        "The capital of France",
+        "is Paris.",
+        "It is big.",
+    ]
+    assert await chunks(aggregator, tokens("Yes, of course. Bye.")) == [
+        "Yes,",
+        "of course.",
+        "Bye.",
+    ]
+    assert await chunks(aggregator, tokens("Hi there. Fine.")) == ["Hi there.", "Fine."]

@@ -16,6 +16,14 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from voice_connector_core.config.schema import Section, existing_path, require_scheme
 from voice_connector_core.devices import Device
 
+FIRST_CHUNK_WORDS = 4
+"""`[tts] first_chunk_words` by default. An answer such as "The capital of France is Paris." has
+no clause to cut at, so the caller waited for the whole sentence to be generated; four words
+are enough for a natural first phrase. Called alternately with the clause-only node
+(`benchmarks.voice_to_voice --variant`, 2 cores at load average 6), first LLM token → first TTS
+audio fell from 5.2 s to 1.6 s at p50; the cost is a phrase break after the fourth word of such a
+sentence."""
+
 
 def _blank_is_none(value: object) -> object:
     return None if value == "" else value
@@ -190,6 +198,13 @@ class PiperTTS(TTSCommon):
         "auto",
         description="Where the local Piper voice runs: auto (the GPU when onnxruntime has its "
         "CUDA provider, onnxruntime-gpu), cpu or cuda (start-up fails without it).",
+    )
+    first_chunk_words: int = Field(
+        FIRST_CHUNK_WORDS,
+        ge=0,
+        description="Each answer's first chunk goes to synthesis at its first clause or "
+        "sentence end, or after this many words if that comes first (0: no word limit). Later "
+        "chunks are whole sentences.",
     )
 
 

@@ -98,10 +98,17 @@ def create_tts(settings: Settings, call_id: str = "") -> TTSService:
         from voice_connector.services.tts.piper_local import LocalPiperTTSService
 
         voice, config = piper_paths(settings)
-        return LocalPiperTTSService(voice_path=voice, config_path=config, device=tts.device)
+        return LocalPiperTTSService(
+            voice_path=voice,
+            config_path=config,
+            device=tts.device,
+            first_chunk_words=tts.first_chunk_words,
+        )
     from voice_connector.services.tts.piper_ws import RemotePiperTTSService
 
-    return RemotePiperTTSService(url=tts.url, voice=tts.voice, call_id=call_id)
+    return RemotePiperTTSService(
+        url=tts.url, voice=tts.voice, call_id=call_id, first_chunk_words=tts.first_chunk_words
+    )
 
 
 def preload(settings: Settings) -> None:

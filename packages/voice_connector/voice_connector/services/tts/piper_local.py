@@ -21,7 +21,13 @@ class LocalPiperTTSService(PiperTTSService):
     """Piper in this process; the voice is loaded once and shared by all calls."""
 
     def __init__(
-        self, *, voice_path: Path, config_path: Path, device: Device = "auto", **kwargs: Any
+        self,
+        *,
+        voice_path: Path,
+        config_path: Path,
+        device: Device = "auto",
+        first_chunk_words: int = 0,
+        **kwargs: Any,
     ) -> None:
         # Skip PiperTTSService.__init__ (it downloads and loads a voice per instance).
         TTSService.__init__(
@@ -32,4 +38,4 @@ class LocalPiperTTSService(PiperTTSService):
             **kwargs,
         )
         self._voice = shared_models.piper_voice(voice_path, config_path, device)
-        speak_first_clause_early(self)
+        speak_first_clause_early(self, first_chunk_words)

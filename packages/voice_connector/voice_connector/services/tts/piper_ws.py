@@ -63,6 +63,7 @@ class RemotePiperTTSService(ChannelForTheCall, TTSService):
         voice_sample_rate: int = PIPER_MEDIUM_RATE,
         call_id: str = "",
         backoff: Backoff | None = None,
+        first_chunk_words: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -76,7 +77,7 @@ class RemotePiperTTSService(ChannelForTheCall, TTSService):
         self._voice_name = voice
         self._voice_rate = voice_sample_rate
         self._ender = CallEnder(self, can_apologize=False)
-        speak_first_clause_early(self)
+        speak_first_clause_early(self, first_chunk_words)
 
     def can_generate_metrics(self) -> bool:
         return True

@@ -1,9 +1,10 @@
 """Voice-to-voice latency of scripted Twilio calls: our media node against plain Pipecat.
 
 Run: `python -m benchmarks.voice_to_voice [--calls 5] [--env VC_KEY=VALUE ...] [--no-baseline]`.
-Starts, as real processes, our media node (local Whisper tiny.en + Piper joe, LLM from a bundled
-Ollama-API server on Qwen2.5-Coder 0.5B) and the plain Pipecat bot of `benchmarks.pipecat_baseline`
-on the same models (its own Ollama-API server, so neither evicts the other's prompt cache). The
+Starts, as real processes, our media node as `make run` does (local Whisper tiny.en + Piper joe;
+the bundled Ollama-API server on Qwen2.5-Coder 0.5B, which the node starts itself) and the plain
+Pipecat bot of `benchmarks.pipecat_baseline` on the same models (with its own Ollama-API server
+at that server's defaults, so neither evicts the other's prompt cache). The
 simulated Twilio caller places the same scripted calls into both, alternating (ours first on even
 calls, the baseline first on odd ones), and each turn is timed on one clock (both servers and the
 caller read the machine's monotonic clock) along the chain:
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -135,9 +137,12 @@ class Server:
     rss_added_mb: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
+    extra_pids: list[int] = field(default_factory=list)
+    """Processes the server started itself (our node's bundled LLM server)."""
+
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.processes]
+        return [p.pid for p in self.processes] + self.extra_pids
 
 
 STARTED: list[subprocess.Popen[bytes]] = []
@@ -152,6 +157,10 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return process
 
 
+CHILDREN: list[int] = []
+"""Processes those started (our node's LLM server): ended too if their parent left them."""
+
+
 def stop_all() -> None:
     for process in STARTED:
         process.terminate()
@@ -161,6 +170,11 @@ def stop_all() -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    for pid in CHILDREN:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def start_llm(env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -189,11 +203,19 @@ def wait_warm(llm_url: str, timeout: float = 300) -> None:
     raise TimeoutError(f"{llm_url}: no warm-up generation within {timeout} s")
 
 
-def start_ours(
-    env: dict[str, str], overrides: dict[str, str], llm_args: list[str], name: str = "ours"
-) -> Server:
-    llm, llm_url = start_llm(env, llm_args)
-    port = free_port()
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def start_ours(env: dict[str, str], overrides: dict[str, str], name: str = "ours") -> Server:
+    """The media node as `make run` starts it: it serves its own LLM (the bundled server, its
+    child process, with the node's thread default) on a free loopback port."""
+    port, llm_port = free_port(), free_port()
+    llm_url = f"http://127.0.0.1:{llm_port}"
     node_env = {
         **env,
         "VC_GENERAL_HTTP_PORT": str(port),
@@ -201,11 +223,12 @@ def start_ours(
         "VC_LLM_URL": llm_url,
         **overrides,
     }
-    command = [sys.executable, "-m", "media_node", "run", "--no-local-llm"]
-    node = start(command, node_env)
-    server = Server(name, f"ws://127.0.0.1:{port}/twilio/stream", [node, llm])
+    node = start([sys.executable, "-m", "media_node", "run"], node_env)
+    server = Server(name, f"ws://127.0.0.1:{port}/twilio/stream", [node])
     server.ready_s = wait_ready(f"http://127.0.0.1:{port}/readyz", node)
     wait_warm(llm_url)
+    server.extra_pids = children(node.pid)
+    CHILDREN.extend(server.extra_pids)
     return server
 
 
@@ -408,13 +431,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=5, help="calls into each server")
     parser.add_argument("--env", action="append", default=[], help="VC_KEY=VALUE for our node")
-    parser.add_argument("--llm-threads", type=int, default=0, help="llama.cpp threads (0: all)")
     parser.add_argument(
         "--variant",
         action="append",
         default=[],
         help="NAME:VC_KEY=VALUE,... another configuration of our node, called in turn with the "
-        "others (threads=N sets its LLM server's llama.cpp threads)",
+        "others",
     )
     parser.add_argument("--no-baseline", action="store_true", help="our node alone")
     parser.add_argument("--no-write", action="store_true", help="print only (experiments)")
@@ -425,18 +447,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="v2v-"))
     clips = [[speak(q, work) for q in QUESTIONS[i % len(QUESTIONS)]] for i in range(args.calls)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("VC_")}
-    llm_args = [*device_args, *(["--threads", str(args.llm_threads)] if args.llm_threads else [])]
+    llm_args = device_args
     run_context = RunContext("voice_to_voice")
     servers: list[Server] = []
     try:
-        servers.append(start_ours(env, {**device_env, **overrides}, llm_args))
+        servers.append(start_ours(env, {**device_env, **overrides}))
         for spec in args.variant:
             name, _, assignments = spec.partition(":")
             settings = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
-            threads = settings.pop("threads", "")
-            extra = ["--threads", threads] if threads else []
-            variant_env = {**device_env, **overrides, **settings}
-            servers.append(start_ours(env, variant_env, [*llm_args, *extra], name))
+            servers.append(start_ours(env, {**device_env, **overrides, **settings}, name))
         if not args.no_baseline:
             servers.append(start_baseline(env, llm_args))
 

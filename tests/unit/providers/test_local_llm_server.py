@@ -116,3 +116,18 @@ def test_command_serves_the_configured_gguf_and_threads() -> None:
     assert "--port 11500" in joined and "--model-name tiny:1b" in joined
     assert "--gguf /models/tiny.gguf" in joined and "--threads 3" in joined
     assert "--gguf" not in local_server.server_command(node_settings())
+
+
+def test_threads_by_default_leave_a_core_to_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import node_settings
+
+    def command_threads() -> str:
+        command = local_server.server_command(node_settings())
+        return command[command.index("--threads") + 1]
+
+    monkeypatch.setattr(local_server.os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert command_threads() == "1"
+    monkeypatch.setattr(local_server.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    assert command_threads() == "3"
+    monkeypatch.setattr(local_server.os, "sched_getaffinity", lambda _pid: {0})
+    assert command_threads() == "1"

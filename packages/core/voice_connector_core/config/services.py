@@ -156,7 +156,7 @@ class OllamaLLM(LLMCommon):
         0,
         ge=0,
         description="llama.cpp threads of the bundled local LLM server (0: every core this "
-        "process may use).",
+        "process may use but one, left to the node's own STT, TTS and VAD; at least one).",
     )
     device: Device = Field(
         "auto",

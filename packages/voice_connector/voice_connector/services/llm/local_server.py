@@ -77,9 +77,25 @@ def server_command(settings: Settings) -> list[str]:
     command += ["--port", port, "--model-name", llm.model]
     if llm.model_path:
         command += ["--gguf", llm.model_path]
-    if llm.server_threads:
-        command += ["--threads", str(llm.server_threads)]
+    command += ["--threads", str(llm.server_threads or default_threads())]
     return [*command, "--device", llm.device]
+
+
+def default_threads() -> int:
+    """llama.cpp threads when `[llm] server_threads` is 0: every core but one (at least one).
+
+    The node's own Whisper, Piper and VAD run while the model generates (Piper speaks the first
+    chunk as the rest of the answer is written), and llama.cpp's threads wait for each other at
+    every step: with a thread on every core, one descheduled thread stalls all the others. On 2
+    cores, called alternately on the same questions, one thread gave wire voice-to-voice p50
+    2.1 s against 3.2 s with two, p95 10.8 s against 18.6 s, and less CPU per call
+    (benchmarks/results/voice_to_voice.md).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 def wanted(settings: Settings) -> bool:

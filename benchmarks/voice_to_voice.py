@@ -397,6 +397,27 @@ def comparison(servers: list[Server]) -> list[str]:
     return lines
 
 
+TARGETS = (
+    ("wire voice-to-voice p50", 800.0, "ms"),
+    ("wire voice-to-voice p95", 1200.0, "ms"),
+    ("first-turn LLM first token ÷ later turns", 1.3, "×"),
+)
+"""The goals for a single call on this 2-core machine (WER: benchmarks/results/word_accuracy.md)."""
+
+
+def verdicts(ours: Server) -> list[str]:
+    """Each target against our node's figure: met or not."""
+    values = {label: value for label, _, value in rows()}
+    lines = []
+    for label, limit, unit in TARGETS:
+        figure = values[label](ours)
+        verdict = "n/a" if figure is None else "met" if figure <= limit else "not met"
+        lines.append(
+            f"- {label} ≤ {fmt(limit, unit)} {unit}: {fmt(figure, unit)} {unit}, {verdict}"
+        )
+    return lines
+
+
 def profile(servers: list[Server]) -> list[str]:
     """Each milestone's p50 / p95 after the caller's last speech frame, per server."""
     head = "| milestone | " + " | ".join(f"{s.name} p50 | {s.name} p95" for s in servers) + " |"
@@ -487,6 +508,10 @@ def main() -> None:
             "",
             *profile(servers),
             *(["", f"Failed calls: {failures}"] if failures else []),
+            "",
+            "Targets (ours, single calls):",
+            "",
+            *verdicts(servers[0]),
         ]
     )
     print(f"{context}\n\n{body}")

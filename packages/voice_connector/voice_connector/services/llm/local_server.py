@@ -87,9 +87,12 @@ def default_threads() -> int:
     The node's own Whisper, Piper and VAD run while the model generates (Piper speaks the first
     chunk as the rest of the answer is written), and llama.cpp's threads wait for each other at
     every step: with a thread on every core, one descheduled thread stalls all the others. On 2
-    cores, called alternately on the same questions, one thread gave wire voice-to-voice p50
-    2.1 s against 3.2 s with two, p95 10.8 s against 18.6 s, and less CPU per call
-    (benchmarks/results/voice_to_voice.md).
+    cores shared with other jobs (load average 2-7), called alternately on the same questions,
+    one thread gave wire voice-to-voice p50 2.1 s against 3.2 s with two, p95 10.8 s against
+    18.6 s. On the idle machine the two are about level (two runs, one thread against two: p50
+    2.08 / 1.53 s against 1.76 / 1.52 s, p95 2.5 / 2.0 s against 4.3 / 1.8 s) and one thread
+    costs less CPU per call (6.0 against 7.0 s). `benchmarks.voice_to_voice --variant
+    threads2:VC_LLM_SERVER_THREADS=2` measures both side by side.
     """
     try:
         cores = len(os.sched_getaffinity(0))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from media_node.app import NodeState
 from media_node.health import DependencyMonitor, flavor_needs, optional_probes
+from media_node.node_state import NodeState
 from voice_connector_core.config import load_settings
 
 CONFIG = """

@@ -8,21 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from voice_connector_core.config import ConfigError, load_settings
+from tests.unit.config.ini_files import problems, write
+from voice_connector_core.config import load_settings
 
 SHIPPED = Path("cfg/voice-connector.ini")
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "vc.ini"
-    path.write_text(text)
-    return path
-
-
-def problems(path: Path | None, env: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_settings(path, env=env or {})
-    return [str(p) for p in info.value.problems]
 
 
 def test_shipped_config_is_valid() -> None:

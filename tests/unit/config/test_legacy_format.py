@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from tests.support.legacy_ini import ORIGINAL_DOCKER_INI, ORIGINAL_INI
+from tests.unit.config.ini_files import problems
 from voice_connector.cli import main
-from voice_connector_core.config import ConfigError, Settings, load_settings
+from voice_connector_core.config import Settings, load_settings
 from voice_connector_core.config.legacy import RULES, SHARED_SECTIONS, scan
 from voice_connector_core.config.loader import migrate
 
@@ -82,11 +83,6 @@ def write(tmp_path: Path, text: str, name: str = "old.ini") -> Path:
 def value(settings: Settings, where: tuple[str, str]) -> Any:
     return getattr(getattr(settings, where[0]), where[1])
 
-
-def problems(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_settings(path, env={})
-    return [str(p) for p in info.value.problems]
 
 
 def test_every_mapped_rule_has_a_case_here() -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
+from tests.unit.config.ini_files import problems, write
 from voice_connector.cli import main
-from voice_connector_core.config import ConfigError, env_name, load_settings
+from voice_connector_core.config import env_name, load_settings
 from voice_connector_core.config.loader import migrate
 from voice_connector_core.config.moved import MOVED
 
@@ -26,16 +27,6 @@ VALUES = {
 """Old key → (a non-default value, as read back)."""
 
 
-def write(tmp_path: Path, text: str, name: str = "vc.ini") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path | None, env: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_settings(path, env=env or {})
-    return [str(p) for p in info.value.problems]
 
 
 @pytest.mark.parametrize("old", list(MOVED), ids=lambda k: f"{k[0]}.{k[1]}")

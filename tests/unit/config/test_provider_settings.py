@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.legacy_ini import ORIGINAL_INI
-from voice_connector_core.config import ConfigError, load_settings
+from tests.unit.config.ini_files import problems, write
+from voice_connector_core.config import load_settings
 from voice_connector_core.config.services import (
     FasterWhisperSTT,
     LlamaWSLLM,
@@ -17,18 +18,6 @@ from voice_connector_core.config.services import (
     PiperTTS,
     VoskSTT,
 )
-
-
-def write(tmp_path: Path, text: str, name: str = "vc.ini") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path | None, env: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_settings(path, env=env or {})
-    return [str(p) for p in info.value.problems]
 
 
 def test_defaults_are_the_typed_models_of_the_default_providers() -> None:

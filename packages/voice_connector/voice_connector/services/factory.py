@@ -47,6 +47,7 @@ def create_stt(settings: Settings, call_id: str = "") -> STTService:
             language=stt.language,
             compute_type=stt.compute_type,
             beam_size=stt.beam_size,
+            fitted_window=stt.decode_window == "fitted",
             device=stt.device,
         )
     if isinstance(stt, FasterWhisperSTT):

@@ -4,8 +4,8 @@ faster-whisper pads every utterance to Whisper's 30 s window, so a 2 s question 
 encoder (and every decoder step's cross-attention) as much as 30 s of speech. CTranslate2's
 Whisper takes shorter feature windows; on phone turns of 2-9 s a window of the utterance plus
 3 s, rounded up to 5 s and at least 10 s, decoded in about a third of the time (2 cores,
-tiny.en int8, 35 utterances: median 99 ms against 280 ms, 5 decodes redone) with no loss of
-words (WER 0.039 against 0.045; benchmarks/results/word_accuracy.md has the call-path figures).
+tiny.en int8, 35 utterances: median 100 ms against 268 ms, 5 decodes redone) with no loss of
+words (WER 0.039 against 0.056; benchmarks/results/word_accuracy.md has the call-path figures).
 
 A short window makes Whisper likelier to run on past the speech and say it again. Every decode
 is therefore checked with faster-whisper's own failure tests (compression ratio, average log

@@ -67,7 +67,8 @@ def answering_services(llm_url: str) -> tuple[FrameProcessor, FrameProcessor]:
     return llm, tts
 
 
-def create_app(llm_url: str = "") -> FastAPI:
+def create_app(llm_url: str = "", device: str = "auto") -> FastAPI:
+    """The bot's app; `device` is where its Whisper runs (`--device`, as our node's)."""
     app = FastAPI()
     calls: dict[str, CallRecord] = {}
     node = OllamaLLM()
@@ -102,7 +103,7 @@ def create_app(llm_url: str = "") -> FastAPI:
             ),
         )
         stt = WhisperSTTService(
-            device="cpu",
+            device=device,
             compute_type="int8",
             settings=WhisperSTTService.Settings(model=str(models.whisper_tiny_en()), language="en"),
         )
@@ -145,8 +146,12 @@ def main() -> None:
     parser.add_argument(
         "--llm-url", default="", help="an Ollama-API server: answer with the node's models"
     )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where Whisper runs"
+    )
     args = parser.parse_args()
-    uvicorn.run(create_app(args.llm_url), host="127.0.0.1", port=args.port, log_level="warning")
+    app = create_app(args.llm_url, args.device)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ def start_baseline(env: dict[str, str], llm_args: list[str]) -> Server:
     llm, llm_url = start_llm(env, llm_args)
     port = free_port()
     command = [sys.executable, "-m", "benchmarks.pipecat_baseline", "--port", str(port)]
-    bot = start([*command, "--llm-url", llm_url], env)
+    bot = start([*command, "--llm-url", llm_url, *llm_args], env)  # its Whisper's device
     server = Server("baseline", f"ws://127.0.0.1:{port}/ws", [bot, llm])
     server.ready_s = wait_ready(f"http://127.0.0.1:{port}/healthz", bot)
     return server

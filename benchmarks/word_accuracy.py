@@ -1,6 +1,6 @@
 """Word accuracy (WER) of our call path against a plain Pipecat bot on the same Whisper model.
 
-Run: `python -m benchmarks.word_accuracy [--only N] [--no-factors] [--env KEY=VALUE ...]`.
+Run: `python -m benchmarks.word_accuracy [--only N] [--no-factors] [--device D] [--env K=V ...]`.
 
 Utterances: the recorded speech of Debian's `pocketsphinx-testdata` (LibriVox read speech and
 spoken card names, with their reference transcripts), plus a few espeak-ng and Piper sentences.
@@ -8,13 +8,15 @@ Each is sent, 8 kHz μ-law in 20 ms chunks at real-time pace, by the simulated T
 one call to two servers started here, turn by turn alternately:
 
 - ours: the media node (Twilio transport, VAD, our STT service on Whisper tiny.en int8) with an
-  instant LLM and TTS (`tests.support.instant_node --real-stt`), as configured, at beam 1 (its
-  setting before this benchmark showed beam 1 lost words) and with smart-turn (`OUR_VARIANTS`);
+  instant LLM and TTS (`tests.support.instant_node --real-stt`), as configured (smart-turn,
+  fitted Whisper window), on faster-whisper's full 30 s window, and with turns ended by a fixed
+  silence (`OUR_VARIANTS`);
 - baseline: `benchmarks.pipecat_baseline`, Pipecat's own Twilio serializer and WhisperSTTService.
 
 WER is jiwer's over the normalized words (case and punctuation ignored), per utterance and for the
-whole set. The factor table decodes the same 8 kHz audio straight through the model, to separate
-the causes: upsampler (with its measured delay) × decode beam, no VAD, no call.
+whole set. The factor tables decode the same 8 kHz audio straight through the model, to separate
+the causes: upsampler (with its measured delay) × decode beam, and the decode window; no VAD,
+no call.
 Results: benchmarks/results/word_accuracy.md.
 """
 
@@ -37,6 +39,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
+from benchmarks.devices import add_device_argument, describe
 from benchmarks.voice_to_voice import wait_ready
 from tests.support.servers import free_port
 from tests.support.speech import normalize, speak
@@ -46,11 +49,11 @@ from voice_connector.caller.twilio_caller import CallerOptions, load_mulaw, plac
 RESULTS = Path(__file__).parent / "results" / "word_accuracy.md"
 OUR_VARIANTS = {
     "ours": {},
-    "ours at beam 1 (before)": {"VC_STT_BEAM_SIZE": "1"},
-    "ours with smart-turn": {"VC_PIPELINE_TURN_DETECTION": "smart_turn"},
+    "ours, full window": {"VC_STT_DECODE_WINDOW": "full"},
+    "ours, timeout turns": {"VC_PIPELINE_TURN_DETECTION": "timeout"},
 }
-"""Our node as configured, with the beam it had before word accuracy was measured, and with
-smart-turn ending the turns (`[pipeline] turn_detection`)."""
+"""Our node as configured, with Whisper on its full 30 s window (`[stt] decode_window`), and
+with turns ended by a fixed silence instead of smart-turn (`[pipeline] turn_detection`)."""
 EARLY_CUTS: dict[str, list[bool]] = {}
 """Per server, per utterance: whether the turn was cut early (see `transcribe_call`)."""
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
@@ -163,7 +166,9 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     return process
 
 
-def call_path(items: list[Utterance], extra_env: dict[str, str]) -> dict[str, list[str]]:
+def call_path(
+    items: list[Utterance], extra_env: dict[str, str], device: str = "auto"
+) -> dict[str, list[str]]:
     """Each utterance called into every variant of our node, then the baseline; what each
     heard, by server name (`OUR_VARIANTS` keys and "baseline")."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VC_")}
@@ -173,11 +178,18 @@ def call_path(items: list[Utterance], extra_env: dict[str, str]) -> dict[str, li
         for name, variant_env in OUR_VARIANTS.items():
             port = free_port()
             command = [sys.executable, "-m", "tests.support.instant_node", "--real-stt"]
-            node_env = {**env, "VC_LLM_GREETING": "", **variant_env, **extra_env}
+            node_env = {
+                **env,
+                "VC_LLM_GREETING": "",
+                "VC_STT_DEVICE": device,
+                **variant_env,
+                **extra_env,
+            }
             processes.append(start([*command, "--port", str(port)], node_env, port))
             urls[name] = f"ws://127.0.0.1:{port}/twilio/stream"
         port = free_port()
         command = [sys.executable, "-m", "benchmarks.pipecat_baseline", "--port", str(port)]
+        command += ["--device", device]
         processes.append(start(command, env, port))
         urls["baseline"] = f"ws://127.0.0.1:{port}/ws"
         heard: dict[str, list[str]] = {name: [] for name in urls}
@@ -198,14 +210,58 @@ def call_path(items: list[Utterance], extra_env: dict[str, str]) -> dict[str, li
     return heard
 
 
-def factors(items: list[Utterance]) -> list[str]:
+def upsampled(items: list[Utterance]) -> list[np.ndarray]:
+    """Each utterance's 8 kHz audio as our node hands it to Whisper: FIR-upsampled to 16 kHz,
+    float, with 0.5 s of line silence after it."""
+    from benchmarks.resampler import Fir
+
+    result = []
+    for item in items:
+        x = ulaw_decode(load_mulaw(item.wav)).astype(np.int16)
+        up = Fir(True, 32)
+        y = np.concatenate([up(x[i : i + 160]) for i in range(0, len(x), 160)])
+        result.append(np.concatenate([y.astype(np.float32) / 32768, np.zeros(8000, np.float32)]))
+    return result
+
+
+def windows(items: list[Utterance], device: str) -> list[str]:
+    """WER and decode time on faster-whisper's full 30 s window and on our fitted one
+    (`[stt] decode_window`), beam 5, and how many fitted decodes were redone on the full one."""
+    from voice_connector.services import shared_models
+    from voice_connector.services.stt.fitted_window import FittedWindowWhisper
+    from voice_connector_core import models
+
+    model = shared_models.whisper_model(models.whisper_tiny_en(), "int8", device)
+    references = [i.reference for i in items]
+    audio = upsampled(items)
+    lines = [
+        "| decode window | WER | decode p50 | decode p95 | redone on 30 s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, fitted in (("full 30 s (faster-whisper)", False), ("fitted (ours)", True)):
+        whisper = FittedWindowWhisper(model, beam_size=5, fitted=fitted)
+        hypotheses, seconds = [], []
+        for clip in audio:
+            started = time.perf_counter()
+            segments, _ = whisper.transcribe(clip, language="en")
+            seconds.append(time.perf_counter() - started)
+            hypotheses.append(" ".join(s.text for s in segments))
+        p50, p95 = (float(np.percentile(seconds, q)) * 1000 for q in (50, 95))
+        lines.append(
+            f"| {name} | {corpus_wer(references, hypotheses):.3f} | {p50:.0f} ms | {p95:.0f} ms "
+            f"| {whisper.fallbacks}/{len(audio)} |"
+        )
+    return lines
+
+
+def factors(items: list[Utterance], device: str = "auto") -> list[str]:
     """WER decoding the 8 kHz audio straight through the model: upsampler × beam, with the
     upsampler's delay and the decode time (median per utterance, this busy machine)."""
     from benchmarks.resampler import Fir, Soxr, _delay_ms
     from voice_connector.services import shared_models
     from voice_connector_core import models
 
-    model = shared_models.whisper_model(models.whisper_tiny_en(), "int8")
+    model = shared_models.whisper_model(models.whisper_tiny_en(), "int8", device)
     upsamplers: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
         "soxr VHQ (Pipecat)": lambda: Soxr(8000, 16000, "VHQ"),
         "FIR 32 taps (ours)": lambda: Fir(True, 32),
@@ -240,13 +296,19 @@ def factors(items: list[Utterance]) -> list[str]:
 
 
 def report(
-    items: list[Utterance], heard: dict[str, list[str]], extra_env: dict[str, str]
+    items: list[Utterance],
+    heard: dict[str, list[str]],
+    extra_env: dict[str, str],
+    device_text: str = "",
 ) -> list[str]:
     references = [i.reference for i in items]
     base = corpus_wer(references, heard["baseline"])
     lines = [
         f"{len(items)} utterances, one Twilio call each (8 kHz μ-law, real time), Whisper tiny.en "
-        f"int8, {os.cpu_count()} cores" + (f"; ours with {extra_env}" if extra_env else "") + ".",
+        f"int8, {os.cpu_count()} cores"
+        + (f", {device_text}" if device_text else "")
+        + (f"; ours with {extra_env}" if extra_env else "")
+        + ".",
         "",
         "| server | WER | ratio to plain Pipecat | exactly right | early cuts |",
         "|---|---:|---:|---:|---:|",
@@ -282,17 +344,21 @@ def main() -> None:
     parser.add_argument("--only", type=int, default=0, help="the first N utterances (a short run)")
     parser.add_argument("--no-factors", action="store_true", help="skip the factor table")
     parser.add_argument("--env", action="append", default=[], help="VC_KEY=VALUE for our node")
+    add_device_argument(parser)
     args = parser.parse_args()
     extra_env = dict(kv.split("=", 1) for kv in args.env)
     work = Path(tempfile.mkdtemp(prefix="wer-"))
     items = utterances(work)[: args.only or None]
-    lines = report(items, call_path(items, extra_env), extra_env)
+    heard = call_path(items, extra_env, args.device)
+    lines = report(items, heard, extra_env, describe(args.device, ("whisper",)))
     if not args.no_factors:
         lines += [
             "",
             "Straight through the model (no VAD, no call), same audio:",
             "",
-            *factors(items),
+            *factors(items, args.device),
+            "",
+            *windows(items, args.device),
         ]
     text = "\n".join(lines)
     print(text)

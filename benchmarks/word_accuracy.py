@@ -39,6 +39,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
+from benchmarks.context import RESULTS_DIR, RunContext, write_results
 from benchmarks.devices import add_device_argument, describe
 from benchmarks.voice_to_voice import wait_ready
 from tests.support.servers import free_port
@@ -46,7 +47,7 @@ from tests.support.speech import normalize, speak
 from voice_connector.audio.g711 import ulaw_decode, ulaw_encode
 from voice_connector.caller.twilio_caller import CallerOptions, load_mulaw, place_call, write_wav
 
-RESULTS = Path(__file__).parent / "results" / "word_accuracy.md"
+RESULTS = RESULTS_DIR / "word_accuracy.md"
 OUR_VARIANTS = {
     "ours": {},
     "ours, full window": {"VC_STT_DECODE_WINDOW": "full"},
@@ -295,21 +296,19 @@ def factors(items: list[Utterance], device: str = "auto") -> list[str]:
     return lines
 
 
-def report(
-    items: list[Utterance],
-    heard: dict[str, list[str]],
-    extra_env: dict[str, str],
-    device_text: str = "",
-) -> list[str]:
+def details(items: list[Utterance], extra_env: dict[str, str], device_text: str) -> list[str]:
+    """What the context line says about this run, after the machine."""
+    said = [
+        f"{len(items)} utterances, one Twilio call each (8 kHz μ-law, real time), Whisper "
+        f"tiny.en int8, {device_text}"
+    ]
+    return said + ([f"ours with {extra_env}"] if extra_env else [])
+
+
+def report(items: list[Utterance], heard: dict[str, list[str]]) -> list[str]:
     references = [i.reference for i in items]
     base = corpus_wer(references, heard["baseline"])
     lines = [
-        f"{len(items)} utterances, one Twilio call each (8 kHz μ-law, real time), Whisper tiny.en "
-        f"int8, {os.cpu_count()} cores"
-        + (f", {device_text}" if device_text else "")
-        + (f"; ours with {extra_env}" if extra_env else "")
-        + ".",
-        "",
         "| server | WER | ratio to plain Pipecat | exactly right | early cuts |",
         "|---|---:|---:|---:|---:|",
     ]
@@ -346,11 +345,12 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="VC_KEY=VALUE for our node")
     add_device_argument(parser)
     args = parser.parse_args()
+    run = RunContext("word_accuracy")
     extra_env = dict(kv.split("=", 1) for kv in args.env)
     work = Path(tempfile.mkdtemp(prefix="wer-"))
     items = utterances(work)[: args.only or None]
     heard = call_path(items, extra_env, args.device)
-    lines = report(items, heard, extra_env, describe(args.device, ("whisper",)))
+    lines = report(items, heard)
     if not args.no_factors:
         lines += [
             "",
@@ -362,8 +362,8 @@ def main() -> None:
         ]
     text = "\n".join(lines)
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"# Word accuracy: ours vs plain Pipecat\n\n{text}\n")
+    context = run.line(*details(items, extra_env, describe(args.device, ("whisper",))))
+    write_results(RESULTS, "Word accuracy: ours vs plain Pipecat", context, text)
 
 
 if __name__ == "__main__":

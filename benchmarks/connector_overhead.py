@@ -7,7 +7,9 @@ spread evenly over `--spread` seconds as real arrivals are (0: all at once, so e
 speaking in the same instant: the worst case, reported as its own row). Overhead per
 turn is measured inside the node, from its call records: end of caller speech (VAD stop) → first
 bot audio frame written to the WebSocket, minus the deliberate turn-end wait
-(`[pipeline] user_speech_timeout_secs`); the fakes take microseconds. The load tool adds the
+(`[pipeline] user_speech_timeout_secs`; the node ends turns by that fixed silence, `FIXED_TURNS`,
+so the wait is known: smart-turn, the default, ends them sooner by a judgment whose cost
+benchmarks.voice_to_voice measures); the fakes take microseconds. The load tool adds the
 caller's view: wire voice-to-voice, send jitter, audible gaps, node CPU per call.
 Target: p99 under 20 ms at 50 concurrent calls. Results: benchmarks/results/connector_overhead.md
 (`--workers N`: connector_overhead_Nw.md).
@@ -49,10 +51,14 @@ def overhead_ms(report: LoadReport, turn_wait_ms: float) -> list[float]:
     return values
 
 
+FIXED_TURNS = {"VC_PIPELINE_TURN_DETECTION": "timeout"}
+"""The node's turns end after `user_speech_timeout_secs` of silence: a wait to subtract."""
+
+
 def load_node(calls: int, clip: Path, spread: float, workers: int = 1) -> LoadReport:
     """One level: a fresh instant-provider node, `calls` Twilio calls started over `spread` s."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VC_")} | FIXED_TURNS
     command = [sys.executable, "-m", "tests.support.instant_node", "--port", str(port)]
     node = subprocess.Popen(
         [*command, "--workers", str(workers)],
@@ -106,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     run = RunContext("connector_overhead")
     clip = speak("Hello, how are you today?", Path(tempfile.mkdtemp(prefix="overhead-")))
-    settings = load_settings("cfg/voice-connector.ini", env={})
+    settings = load_settings("cfg/voice-connector.ini", env=FIXED_TURNS)
     wait_ms = 1000 * settings.pipeline.user_speech_timeout_secs
     print(HEADER, flush=True)
     rows = []

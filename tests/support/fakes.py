@@ -31,16 +31,21 @@ SECONDS_PER_CHARACTER = 0.06
 
 
 class FakeSTT(FrameProcessor):
-    """Emits one fixed transcript at each end of caller speech."""
+    """Emits one fixed transcript at each end of caller speech.
+
+    Passes the caller's audio on unless `stop_audio_at_stt` turns that off, as a real STT: the
+    smart-turn analyzer past it reads that audio.
+    """
 
     def __init__(self, text: str = "hello there") -> None:
         super().__init__()
         self.text = text
+        self._audio_passthrough = True
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, InputAudioRawFrame):
-            return  # like a real STT with audio passthrough off
+        if isinstance(frame, InputAudioRawFrame) and not self._audio_passthrough:
+            return
         await self.push_frame(frame, direction)
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             transcript = TranscriptionFrame(self.text, "caller", time_now_iso8601())

@@ -181,17 +181,20 @@ class PipelineSettings(Section):
         ge=0,
         le=5,
         description="Further silence before the caller's turn ends and the bot answers (speech "
-        "resuming within it continues the turn).",
+        "resuming within it continues the turn); with smart_turn, only when the speech sounds "
+        "unfinished. Raise it for more patience with mid-sentence pauses.",
     )
     vad_confidence: float = Field(
         0.7, gt=0, le=1, description="Silero VAD speech confidence threshold."
     )
     allow_interruptions: bool = Field(True, description="Caller speech stops the bot (barge-in).")
     turn_detection: Literal["timeout", "smart_turn"] = Field(
-        "timeout",
-        description="How the caller's turn ends: timeout (after user_speech_timeout_secs of "
-        "silence) or smart_turn (Pipecat's smart-turn v3.2 CPU model decides at each pause "
-        "whether the speech is complete; one ONNX session per call).",
+        "smart_turn",
+        description="How the caller's turn ends: smart_turn (at each pause, after "
+        "vad_stop_secs, Pipecat's smart-turn v3.2 CPU model judges whether the speech is "
+        "complete: if so the turn ends at once, else after user_speech_timeout_secs more "
+        "silence; one ONNX session per process) or timeout (always after "
+        "user_speech_timeout_secs more silence).",
     )
     max_call_seconds: float = Field(
         0.0,

@@ -74,7 +74,8 @@ def create_services(settings: Settings, call_id: str) -> CallServices:
 
 
 def stop_audio_at_stt(stt: FrameProcessor) -> None:
-    """Caller audio has no use past the STT; Pipecat passes it on by default.
+    """Caller audio has no use past the STT in timeout mode (smart-turn reads it in the user
+    aggregator); Pipecat passes it on by default.
 
     Every 20 ms audio frame would otherwise cross the user aggregator, LLM, TTS, output and
     assistant aggregator too: half the per-call frame traffic for nothing.
@@ -84,14 +85,15 @@ def stop_audio_at_stt(stt: FrameProcessor) -> None:
 
 
 def turn_stop_strategy(settings: Settings) -> BaseUserTurnStopStrategy:
-    """`[pipeline] turn_detection`: a fixed silence, or smart-turn judging each pause.
+    """`[pipeline] turn_detection`: smart-turn judging each pause (`pipeline/smart_turn.py`), or
+    a fixed silence.
 
     Smart-turn reads the caller's audio in the user aggregator, so that audio must pass the STT.
     """
     if settings.pipeline.turn_detection == "smart_turn":
-        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from voice_connector.pipeline.smart_turn import smart_turn_analyzer
 
-        return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())
+        return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=smart_turn_analyzer(settings))
     return SpeechTimeoutUserTurnStopStrategy(
         user_speech_timeout=settings.pipeline.user_speech_timeout_secs
     )
@@ -121,8 +123,8 @@ def build_task(
         user_params=LLMUserAggregatorParams(
             user_turn_strategies=strategies,
             user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS,
-            # Caller audio stops at the STT (see `stop_audio_at_stt`); the VAD processor already
-            # ends a turn whose audio stops arriving.
+            # The VAD processor already ends a turn whose audio stops arriving (in timeout mode
+            # caller audio stops at the STT, see `stop_audio_at_stt`).
             audio_idle_timeout=0,
         ),
     )

@@ -116,7 +116,8 @@ def preload(settings: Settings) -> None:
     """Load the in-process models the configuration (and every flavor) will use, once.
 
     The VAD engine too: every call uses it, and its ONNX session would otherwise be created by
-    the first call, on the event loop.
+    the first call, on the event loop. The same for the smart-turn session, when a variant ends
+    turns with it.
     """
     from voice_connector.audio.rates import PIPELINE_SAMPLE_RATE
     from voice_connector.audio.vad import silero_engine
@@ -133,3 +134,5 @@ def preload(settings: Settings) -> None:
             shared_models.vosk_model(vosk_path(variant))
         if variant.tts.mode == "local":
             shared_models.piper_voice(*piper_paths(variant), variant.tts.device)
+        if variant.pipeline.turn_detection == "smart_turn":
+            shared_models.smart_turn_session()

@@ -21,7 +21,8 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _models: dict[tuple[str, ...], Any] = {}
 load_seconds: dict[str, float] = {}
-"""Seconds each model took to load, by kind ("whisper", "piper", "vosk"): for metrics/readiness."""
+"""Seconds each model took to load, by kind ("whisper", "piper", "vosk", "smart_turn"): for
+metrics/readiness."""
 
 
 def shared(kind: str, key: tuple[str, ...], load: Callable[[], T]) -> T:
@@ -81,3 +82,33 @@ def vosk_model(path: Path) -> Any:
 
     vosk.SetLogLevel(-1)
     return shared("vosk", (str(path),), lambda: vosk.Model(str(with_dither(path, 0.0))))
+
+
+SMART_TURN_PACKAGE = "pipecat.audio.turn.smart_turn.data"
+SMART_TURN_MODEL = "smart-turn-v3.2-cpu.onnx"
+"""Pipecat's bundled smart-turn v3.2 CPU model, the one its `LocalSmartTurnAnalyzerV3` loads."""
+
+
+def smart_turn_session() -> Any:
+    """One onnxruntime session of Pipecat's bundled smart-turn model, shared by every call.
+
+    Pipecat's `LocalSmartTurnAnalyzerV3` builds its own session per call (~30 MB and a model
+    load each); this one has the options it uses (sequential, one thread per run, every graph
+    optimization), so each inference costs the same. onnxruntime's `InferenceSession.run` is
+    thread-safe: the calls' analyzer threads may run it at the same time, each on its own inputs.
+    """
+    from importlib import resources
+
+    import onnxruntime as ort
+
+    path = str(resources.files(SMART_TURN_PACKAGE).joinpath(SMART_TURN_MODEL))
+
+    def load() -> Any:
+        options = ort.SessionOptions()
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(path, sess_options=options)
+
+    return shared("smart_turn", (path,), load)

@@ -6,6 +6,9 @@ take the stream), flood limits (the current source, and everyone else together),
 reordering jitter buffer over every packet of the stream (audio, telephone-event, CN share one
 sequence space), loss concealment with silence for real sequence gaps only (not for packets the
 flood limit dropped), G.711 → 16 kHz PCM for the pipeline, RFC 4733 DTMF once per event.
+A caller that stops sending while silent (discontinuous transmission, comfort noise) gets its
+silence filled in on the clock, so the pipeline's VAD and turn detection, which count audio
+frames, still see the silence pass and end the turn.
 Outbound: the shared `PacingClock` thread takes one 20 ms packet per tick from a short queue (or
 sends silence), so sequence numbers and timestamps follow the wall clock; a barge-in clears the
 queue. Encoding happens in `write()` on the event loop; the clock thread only pops and sends.
@@ -38,6 +41,10 @@ SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 PCM16K_PER_PACKET = SAMPLES_PER_PACKET * 2 * 2  # 20 ms of 16 kHz PCM16 bytes
 MAX_PAYLOAD = 1200  # 150 ms of G.711; anything bigger is not a sane phone stream
 LATE_SEND_THRESHOLD = 0.005
+SILENCE_FILL_AFTER = 0.1
+"""Seconds without a packet from the caller before their silence is filled in: past the jitter
+buffer's 60 ms of holding, so a late packet is never overtaken by made-up silence."""
+PACKET_SECONDS = SAMPLES_PER_PACKET / 8000
 FLOOD_RATE = 200  # packets/s allowed per call (normal is 50, DTMF bursts a bit more)
 CN_PT = 13
 
@@ -114,6 +121,7 @@ class RtpStats:
     dtmf_sent: int = 0
     dropped_outbound: int = 0  # queued bot audio dropped on barge-in
     send_errors: int = 0
+    silence_filled: int = 0  # 20 ms frames of silence given the pipeline while the caller sent none
 
 
 class TokenBucket:
@@ -186,6 +194,8 @@ class RtpStream(asyncio.DatagramProtocol):
         self._others_flood = TokenBucket(flood_rate, now)  # every other address together
         self._resync_next = False  # the next packet starts a new timeline (flood drops, new source)
         self._ssrc_in: int | None = None  # the caller's current SSRC
+        self._heard_until: float | None = None  # monotonic time the caller's audio reaches
+        self._fill_pending = False  # a silence fill is scheduled on the event loop
         # outbound state
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
@@ -328,6 +338,7 @@ class RtpStream(asyncio.DatagramProtocol):
             self._log_once("unknown payload type", f" {pt}")
             return
         self.stats.packets_received += 1
+        self._heard_until = time.monotonic()
         if packet.ssrc != self._ssrc_in:  # the caller restarted its stream: a new timeline
             self._ssrc_in = packet.ssrc
             self._resync_next = True
@@ -376,6 +387,20 @@ class RtpStream(asyncio.DatagramProtocol):
         else:
             pcm8k = self.codec.decode(payload)
         self._on_audio(self._upsampler.process(pcm8k))
+
+    def _fill_silence(self) -> None:
+        """The caller's silence up to now, in 20 ms frames, while they send nothing (on the loop;
+        scheduled by the clock thread)."""
+        self._fill_pending = False
+        heard, now = self._heard_until, time.monotonic()
+        if self.closed or heard is None or now - heard <= SILENCE_FILL_AFTER:
+            return
+        frames = int((now - heard) / PACKET_SECONDS)
+        silence = np.zeros(SAMPLES_PER_PACKET, dtype=np.int16)
+        for _ in range(frames):
+            self._on_audio(self._upsampler.process(silence))
+        self._heard_until = heard + frames * PACKET_SECONDS
+        self.stats.silence_filled += frames
 
     def _handle_dtmf(self, packet: RtpPacket) -> None:
         event = rfc4733.parse_event(packet.payload)
@@ -444,6 +469,11 @@ class RtpStream(asyncio.DatagramProtocol):
         self.stats.skipped_ticks += periods
 
     def on_tick(self, lateness: float) -> None:
+        heard = self._heard_until
+        if heard is not None and not self._fill_pending and not self.closed:
+            if time.monotonic() - heard > SILENCE_FILL_AFTER and self._loop is not None:
+                self._fill_pending = True
+                self._loop.call_soon_threadsafe(self._fill_silence)
         if lateness > LATE_SEND_THRESHOLD:
             self.stats.late_sends += 1
         self.stats.max_send_lateness_ms = max(self.stats.max_send_lateness_ms, lateness * 1000)

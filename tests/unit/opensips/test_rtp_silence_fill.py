@@ -1,0 +1,71 @@
+"""A caller who stops sending while silent (DTX, comfort noise) still has their silence heard.
+
+The pipeline's VAD and smart-turn count audio frames, not the clock: without the fill, a turn
+judged unfinished would wait for the aggregator's stop timeout instead of the configured silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.unit.opensips.test_opensips_flavor_and_rtp import FakeSocket
+from voice_connector.audio.g711 import G711Codec
+from voice_connector.transports.opensips.clock import PacingClock
+from voice_connector.transports.opensips.rtp import (
+    PCM16K_PER_PACKET,
+    SILENCE_FILL_AFTER,
+    RtpStream,
+    build_rtp,
+)
+
+CALLER = ("127.0.0.1", 4000)
+
+
+async def ticks(stream: RtpStream, seconds: float) -> None:
+    """The pacing clock's 20 ms ticks for `seconds`, the event loop running between them."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        stream.on_tick(0.0)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0)  # let a fill the last tick scheduled run
+
+
+async def test_silence_is_filled_in_on_the_clock_once_the_caller_stops_sending() -> None:
+    heard: list[bytes] = []
+    stream = RtpStream(
+        "call-dtx",
+        G711Codec("PCMU"),
+        CALLER,
+        clock=PacingClock(),
+        on_audio=heard.append,
+        on_dtmf=lambda d: None,
+        sock=FakeSocket(),
+    )
+    stream.connection_made(None)  # type: ignore[arg-type]
+    await ticks(stream, 0.3)
+    assert heard == []  # nobody has spoken yet: nothing to fill
+
+    for seq in range(5):
+        stream.datagram_received(build_rtp(0, seq, seq * 160, 7, False, b"\xff" * 160), CALLER)
+    last_packet = time.monotonic()
+    assert len(heard) == 5
+
+    await ticks(stream, SILENCE_FILL_AFTER * 0.6)
+    assert len(heard) == 5  # a short gap may be a late packet: never overtaken
+
+    await ticks(stream, 0.5)
+    filled = heard[5:]
+    gap_ms = (time.monotonic() - last_packet) * 1000
+    assert all(frame == bytes(PCM16K_PER_PACKET) for frame in filled)
+    assert gap_ms - 80 <= 20 * len(filled) <= gap_ms  # the whole gap, a tick or two behind
+    assert stream.stats.silence_filled == len(filled)
+
+    stream.datagram_received(build_rtp(0, 5, 5 * 160, 7, False, b"\xff" * 160), CALLER)
+    count = len(heard)
+    await ticks(stream, SILENCE_FILL_AFTER * 0.6)
+    assert len(heard) == count  # talking again: the fill stops at once
+
+    stream.close()
+    await ticks(stream, 0.3)
+    assert len(heard) == count

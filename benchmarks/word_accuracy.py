@@ -308,7 +308,12 @@ def details(items: list[Utterance], extra_env: dict[str, str], device_text: str)
 def report(items: list[Utterance], heard: dict[str, list[str]]) -> list[str]:
     references = [i.reference for i in items]
     base = corpus_wer(references, heard["baseline"])
+    ours = corpus_wer(references, heard["ours"])
+    verdict = "met" if ours <= base else "not met"
     lines = [
+        f"Target: our WER no worse than plain Pipecat's on the same calls: {verdict} "
+        f"({ours:.3f} against {base:.3f}).",
+        "",
         "| server | WER | ratio to plain Pipecat | exactly right | early cuts |",
         "|---|---:|---:|---:|---:|",
     ]

@@ -201,15 +201,23 @@ FIGURES: dict[str, Callable[[ResultsFile], Iterator[Figure]]] = {
     "word_accuracy.md": word_accuracy,
 }
 """Results file → the figures README takes from it, in README order."""
-TARGETS = ("connector_overhead.md", "rtp_concurrency.md", "cold_start.md")
+TARGETS = ("connector_overhead.md", "rtp_concurrency.md", "cold_start.md", "word_accuracy.md")
 """Results files that state a target and whether it is met (their `Target:` line)."""
+TARGET_LISTS = ("voice_to_voice.md",)
+"""Results files that state several targets, one per `- ` line under their `Targets` line."""
 
 
 def render(results: Path = RESULTS) -> str:
     """The whole block, markers included, from the results files in `results`."""
     files = {name: ResultsFile.read(results / name) for name in FIGURES}
     rows = [figure.row() for name, figures in FIGURES.items() for figure in figures(files[name])]
+    files |= {name: ResultsFile.read(results / name) for name in TARGET_LISTS if name not in files}
     targets = [
+        f"- [{name}](benchmarks/results/{name}): {target}"
+        for name in TARGET_LISTS
+        for target in files[name].bullets_after("Targets")
+    ]
+    targets += [
         f"- [{name}](benchmarks/results/{name}): {line}"
         for name in TARGETS
         if (line := files[name].line_starting("Target"))

@@ -86,6 +86,21 @@ class ResultsFile:
         """The first line that starts with `prefix` (a verdict such as `Target: …`)."""
         return next((ln for ln in self.text.splitlines() if ln.startswith(prefix)), None)
 
+    def bullets_after(self, prefix: str) -> list[str]:
+        """The `- ` list under the first line that starts with `prefix` (verdicts such as
+        `Targets (…):` then `- wire voice-to-voice p50 ≤ 800 ms: 716 ms, met`), dashes dropped."""
+        lines = self.text.splitlines()
+        start = next((i for i, ln in enumerate(lines) if ln.startswith(prefix)), None)
+        if start is None:
+            return []
+        bullets: list[str] = []
+        for line in lines[start + 1 :]:
+            if line.startswith("- "):
+                bullets.append(line[2:])
+            elif line.strip() or bullets:
+                break
+        return bullets
+
 
 def header_is(*names: str) -> Callable[[str], bool]:
     """A column matcher: the header is one of `names`."""

@@ -132,3 +132,27 @@ def test_a_figure_from_a_busy_run_says_so(tmp_path: Path) -> None:
     (tmp_path / "voice_to_voice.md").write_text(busy)
     stt = next(line for line in readme.render(tmp_path).splitlines() if line.startswith("| STT"))
     assert stt.endswith(", 2026-12-02, busy machine |")
+
+
+def test_every_stated_target_and_its_verdict_reaches_the_readme(tmp_path: Path) -> None:
+    (tmp_path / "voice_to_voice.md").write_text(
+        SIDE_BY_SIDE
+        + "\nTargets (ours, single calls):\n\n"
+        + "- wire voice-to-voice p50 ≤ 800 ms: 716 ms, met\n"
+        + "- wire voice-to-voice p95 ≤ 1200 ms: 1300 ms, not met\n"
+        + "\nwritten to somewhere\n- not a target\n"
+    )
+    (tmp_path / "word_accuracy.md").write_text(
+        "# Word accuracy\n\n"
+        "Target: our WER no worse than plain Pipecat's: met (0.04 against 0.1).\n"
+    )
+    block = readme.render(tmp_path)
+    targets = [line for line in block.splitlines() if line.startswith("- [")]
+    assert targets == [
+        "- [voice_to_voice.md](benchmarks/results/voice_to_voice.md): "
+        "wire voice-to-voice p50 ≤ 800 ms: 716 ms, met",
+        "- [voice_to_voice.md](benchmarks/results/voice_to_voice.md): "
+        "wire voice-to-voice p95 ≤ 1200 ms: 1300 ms, not met",
+        "- [word_accuracy.md](benchmarks/results/word_accuracy.md): "
+        "Target: our WER no worse than plain Pipecat's: met (0.04 against 0.1).",
+    ]

@@ -20,6 +20,7 @@ from voice_connector.services import shared_models
 from voice_connector.services.stt.fitted_window import (
     FittedWindowWhisper,
     repeats_itself,
+    spoken_tokens,
     window_secs,
 )
 from voice_connector_core import models
@@ -83,6 +84,14 @@ def test_windows_fit_the_speech_plus_a_margin_in_five_second_steps_from_ten() ->
 )
 def test_a_decode_that_says_its_phrase_again_is_a_run_on(text: str, looped: bool) -> None:
     assert repeats_itself(text) is looped
+
+
+def test_words_placed_after_the_audio_ends_are_a_run_on_not_speech() -> None:
+    tokens = SimpleNamespace(eot=50256, timestamp_begin=50363)  # Whisper's English vocabulary
+    at = {seconds: 50363 + round(seconds / 0.02) for seconds in (0.0, 1.5, 2.2)}
+    generated = [at[0.0], 10, 11, at[1.5], at[2.2], 12, 13, 50256]
+    assert spoken_tokens(generated, tokens, duration=2.0) == [10, 11]
+    assert spoken_tokens(generated, tokens, duration=3.0) == [10, 11, 12, 13]
 
 
 def pcm16k(text: str, folder: Path) -> np.ndarray:

@@ -4,14 +4,17 @@ faster-whisper pads every utterance to Whisper's 30 s window, so a 2 s question 
 encoder (and every decoder step's cross-attention) as much as 30 s of speech. CTranslate2's
 Whisper takes shorter feature windows; on phone turns of 2-9 s a window of the utterance plus
 3 s, rounded up to 5 s and at least 10 s, decoded in about a third of the time (2 cores,
-tiny.en int8, 35 utterances: median 100 ms against 268 ms, 5 decodes redone) with no loss of
-words (WER 0.039 against 0.056; benchmarks/results/word_accuracy.md has the call-path figures).
+tiny.en int8, 35 utterances: median 100 ms against 310 ms, 3 decodes redone) with no loss of
+words (WER 0.043 against 0.056; benchmarks/results/word_accuracy.md has the call-path figures).
 
-A short window makes Whisper likelier to run on past the speech and say it again. Every decode
-is therefore checked with faster-whisper's own failure tests (compression ratio, average log
-probability, hitting the length cap) plus a self-repetition test, and one that fails is decoded
-again on the full 30 s window by faster-whisper's `transcribe`, exactly as before. That fallback
-also takes utterances near 30 s and decodes that use a prompt or hot words.
+The decode is faster-whisper's own (timestamp tokens on: without them, the same model on the
+same phone segments dropped a leading "four" and wrote "4567" for "four five six seven"), on
+the shorter window. A short window makes Whisper likelier to run on past the speech and say it
+again: words it places after the audio's end are dropped, and every decode is checked with
+faster-whisper's own failure tests (compression ratio, average log probability, hitting the
+length cap) plus a self-repetition test; one that fails is decoded again on the full 30 s window
+by faster-whisper's `transcribe`, exactly as before. That fallback also takes utterances near
+30 s and decodes that use a prompt or hot words.
 """
 
 from __future__ import annotations
@@ -26,14 +29,17 @@ import numpy as np
 SAMPLE_RATE = 16000
 FULL_WINDOW_SECS = 30
 FRAMES_PER_SECOND = 100
+SECONDS_PER_TIMESTAMP = 0.02
 MARGIN_SECS = 3.0
 """Silence after the speech inside the window: less made Whisper repeat itself more often."""
 STEP_SECS = 5
 """Windows come in a few sizes (10, 15, ... s): CTranslate2 reuses its buffers between them."""
 MIN_WINDOW_SECS = 10
-"""A 5 s window made Whisper say a short question twice in 12 of 35 decodes; 10 s, in 5."""
+"""A 5 s window made Whisper run on past a short question in 8 of 35 decodes; 10 s, in 3."""
 TOKENS_PER_SECOND = 8
 """Length cap: fast speech is about 4 tokens a second; a decode that reaches twice that loops."""
+MAX_INITIAL_TIMESTAMP_INDEX = 50
+"""The first segment starts within 1 s (faster-whisper's `max_initial_timestamp`)."""
 MAX_COMPRESSION_RATIO = 2.4
 MIN_AVG_LOGPROB = -1.0
 """faster-whisper's own thresholds for a failed decode (`compression_ratio_threshold`,
@@ -60,6 +66,19 @@ def repeats_itself(text: str) -> bool:
     words = re.findall(r"[\w']+", text.lower())
     count = len(words)
     return any(count - p >= 2 and words[p:] == words[: count - p] for p in range(1, count))
+
+
+def spoken_tokens(generated: list[int], tokenizer: Any, duration: float) -> list[int]:
+    """The text tokens of a decode with timestamps, up to the first timestamp at or past the
+    audio's end (words the model places after the audio are a run-on, not speech)."""
+    tokens = []
+    for token in generated:
+        if token >= tokenizer.timestamp_begin:
+            if (token - tokenizer.timestamp_begin) * SECONDS_PER_TIMESTAMP >= duration:
+                break
+        elif token < tokenizer.eot:
+            tokens.append(token)
+    return tokens
 
 
 def compression_ratio(text: str) -> float:
@@ -117,19 +136,20 @@ class FittedWindowWhisper:
         cap = int(duration * TOKENS_PER_SECOND) + 10
         result = self._model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
-            [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
+            [tokenizer.sot_sequence],  # with timestamps, as faster-whisper decodes by default
             beam_size=self._beam_size,
             max_length=cap,
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
             return_scores=True,
             return_no_speech_prob=True,
         )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-        text = tokenizer.decode(tokens)
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        generated = result.sequences_ids[0]
+        text = tokenizer.decode(spoken_tokens(generated, tokenizer, duration))
+        avg_logprob = result.scores[0] * len(generated) / (len(generated) + 1)
         if (
-            len(result.sequences_ids[0]) >= cap - 2
+            len(generated) >= cap - 2
             or compression_ratio(text) > MAX_COMPRESSION_RATIO
             or avg_logprob < MIN_AVG_LOGPROB
             or repeats_itself(text)

@@ -91,12 +91,10 @@ def test_a_destination_that_can_never_work_is_tried_once_not_every_tick():
     assert stream.stats.send_errors == 1 and stream.stats.packets_sent == 0
 
 
-def test_strangers_flooding_before_the_first_latch_cannot_keep_the_caller_out():
-    """Strangers share one budget; the SDP address spends the caller's own."""
-    caller, stranger = ("127.0.0.1", 4000), ("127.0.0.1", 5000)
-    heard: list[bytes] = []
-    stream = RtpStream(
-        "call-3",
+def hearing_stream(call_id: str, caller: tuple[str, int], heard: list[bytes]) -> RtpStream:
+    """A PCMU stream from `caller` (its SDP address) whose 16 kHz audio goes to `heard`."""
+    return RtpStream(
+        call_id,
         G711Codec("PCMU"),
         caller,
         clock=PacingClock(),
@@ -104,6 +102,13 @@ def test_strangers_flooding_before_the_first_latch_cannot_keep_the_caller_out():
         on_dtmf=lambda d: None,
         sock=FakeSocket(),
     )
+
+
+def test_strangers_flooding_before_the_first_latch_cannot_keep_the_caller_out():
+    """Strangers share one budget; the SDP address spends the caller's own."""
+    caller, stranger = ("127.0.0.1", 4000), ("127.0.0.1", 5000)
+    heard: list[bytes] = []
+    stream = hearing_stream("call-3", caller, heard)
     for i in range(1000):  # far more than the 200 packets/s budget, in a few milliseconds
         stream.datagram_received(build_rtp(0, i, i * 160, 0xBAD, False, bytes(160)), stranger)
         if i >= 200 and i % 50 == 0:  # the caller starts once the strangers' budget is spent

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.unit.opensips.test_opensips_flavor_and_rtp import FakeSocket
-from voice_connector.audio.g711 import G711Codec
-from voice_connector.transports.opensips.clock import PacingClock
+from tests.unit.opensips.test_opensips_flavor_and_rtp import hearing_stream
 from voice_connector.transports.opensips.rtp import (
     PCM16K_PER_PACKET,
     SILENCE_FILL_AFTER,
@@ -33,15 +31,7 @@ async def ticks(stream: RtpStream, seconds: float) -> None:
 
 async def test_silence_is_filled_in_on_the_clock_once_the_caller_stops_sending() -> None:
     heard: list[bytes] = []
-    stream = RtpStream(
-        "call-dtx",
-        G711Codec("PCMU"),
-        CALLER,
-        clock=PacingClock(),
-        on_audio=heard.append,
-        on_dtmf=lambda d: None,
-        sock=FakeSocket(),
-    )
+    stream = hearing_stream("call-dtx", CALLER, heard)
     stream.connection_made(None)  # type: ignore[arg-type]
     await ticks(stream, 0.3)
     assert heard == []  # nobody has spoken yet: nothing to fill

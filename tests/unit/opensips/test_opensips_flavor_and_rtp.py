@@ -91,7 +91,9 @@ def test_a_destination_that_can_never_work_is_tried_once_not_every_tick():
     assert stream.stats.send_errors == 1 and stream.stats.packets_sent == 0
 
 
-def hearing_stream(call_id: str, caller: tuple[str, int], heard: list[bytes]) -> RtpStream:
+def hearing_stream(
+    call_id: str, caller: tuple[str, int], heard: list[bytes], sock: object = None
+) -> RtpStream:
     """A PCMU stream from `caller` (its SDP address) whose 16 kHz audio goes to `heard`."""
     return RtpStream(
         call_id,
@@ -100,7 +102,7 @@ def hearing_stream(call_id: str, caller: tuple[str, int], heard: list[bytes]) ->
         clock=PacingClock(),
         on_audio=heard.append,
         on_dtmf=lambda d: None,
-        sock=FakeSocket(),
+        sock=sock or FakeSocket(),  # type: ignore[arg-type]
     )
 
 

@@ -7,6 +7,7 @@ judged unfinished would wait for the aggregator's stop timeout instead of the co
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 from tests.unit.opensips.test_opensips_flavor_and_rtp import hearing_stream
@@ -59,3 +60,26 @@ async def test_silence_is_filled_in_on_the_clock_once_the_caller_stops_sending()
     stream.close()
     await ticks(stream, 0.3)
     assert len(heard) == count
+
+
+async def test_packets_waiting_unread_are_not_overtaken_by_made_up_silence() -> None:
+    """The event loop fell behind: the caller's packets sit in the socket. No fill until read."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    heard: list[bytes] = []
+    stream = hearing_stream("call-busy-loop", CALLER, heard, sock)
+    stream.connection_made(None)  # type: ignore[arg-type]
+    stream.datagram_received(build_rtp(0, 0, 0, 7, False, b"\xff" * 160), CALLER)
+    sender.sendto(build_rtp(0, 1, 160, 7, False, b"\xff" * 160), sock.getsockname())
+    await asyncio.sleep(0.01)  # delivered to the socket, not read: nobody reads it here
+
+    await ticks(stream, 0.4)
+    assert len(heard) == 1 and stream.stats.silence_filled == 0
+
+    sock.recv(2048)  # the loop catches up (this test reads the packet away instead)
+    await ticks(stream, 0.2)
+    assert stream.stats.silence_filled > 0
+    stream.close()
+    sock.close()
+    sender.close()

@@ -395,12 +395,26 @@ class RtpStream(asyncio.DatagramProtocol):
         heard, now = self._heard_until, time.monotonic()
         if self.closed or heard is None or now - heard <= SILENCE_FILL_AFTER:
             return
+        if self._packet_waiting():  # the event loop is behind, not the caller silent
+            return
         frames = int((now - heard) / PACKET_SECONDS)
         silence = np.zeros(SAMPLES_PER_PACKET, dtype=np.int16)
         for _ in range(frames):
             self._on_audio(self._upsampler.process(silence))
         self._heard_until = heard + frames * PACKET_SECONDS
         self.stats.silence_filled += frames
+
+    def _packet_waiting(self) -> bool:
+        """Whether a datagram waits unread in the socket. A fill runs before the packets that
+        arrived while the event loop was busy: it must not put made-up silence ahead of them."""
+        recv = getattr(self._sock, "recv", None)
+        if recv is None:  # a send-only test socket
+            return False
+        try:
+            recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:  # BlockingIOError: nothing waiting (or the socket is gone)
+            return False
+        return True
 
     def _handle_dtmf(self, packet: RtpPacket) -> None:
         event = rfc4733.parse_event(packet.payload)

@@ -84,31 +84,16 @@ def vosk_model(path: Path) -> Any:
     return shared("vosk", (str(path),), lambda: vosk.Model(str(with_dither(path, 0.0))))
 
 
-SMART_TURN_PACKAGE = "pipecat.audio.turn.smart_turn.data"
-SMART_TURN_MODEL = "smart-turn-v3.2-cpu.onnx"
-"""Pipecat's bundled smart-turn v3.2 CPU model, the one its `LocalSmartTurnAnalyzerV3` loads."""
-
-
 def smart_turn_session() -> Any:
     """One onnxruntime session of Pipecat's bundled smart-turn model, shared by every call.
 
     Pipecat's `LocalSmartTurnAnalyzerV3` builds its own session per call (~30 MB and a model
-    load each); this one has the options it uses (sequential, one thread per run, every graph
-    optimization), so each inference costs the same. onnxruntime's `InferenceSession.run` is
-    thread-safe: the calls' analyzer threads may run it at the same time, each on its own inputs.
+    load each); this is the session of one such analyzer, built once (its model, its options:
+    each inference costs the same). onnxruntime's `InferenceSession.run` is thread-safe: the
+    calls' analyzer threads may run it at the same time, each on its own inputs.
     """
-    from importlib import resources
+    from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 
-    import onnxruntime as ort
-
-    path = str(resources.files(SMART_TURN_PACKAGE).joinpath(SMART_TURN_MODEL))
-
-    def load() -> Any:
-        options = ort.SessionOptions()
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        options.intra_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(path, sess_options=options)
-
-    return shared("smart_turn", (path,), load)
+    return shared(
+        "smart_turn", ("smart-turn-v3.2-cpu",), lambda: LocalSmartTurnAnalyzerV3()._session
+    )

@@ -99,6 +99,7 @@ class FittedWindowWhisper:
         self._model = model
         self._beam_size = beam_size
         self._fitted = fitted
+        self._prompts: dict[str, tuple[Any, list[int]]] = {}
         self.fallbacks = 0
         """Fitted decodes that failed a check and were decoded again on the full window."""
 
@@ -115,24 +116,32 @@ class FittedWindowWhisper:
         )
         return list(segments), info
 
+    def _tokenizer(self, language: str) -> tuple[Any, list[int]]:
+        """faster-whisper's tokenizer for `language` and the tokens it suppresses, built once."""
+        if language not in self._prompts:
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import get_suppressed_tokens
+
+            multilingual = self._model.model.is_multilingual
+            tokenizer = Tokenizer(
+                self._model.hf_tokenizer,
+                multilingual,
+                task="transcribe",
+                language=language if multilingual else "en",
+            )
+            self._prompts[language] = (tokenizer, get_suppressed_tokens(tokenizer, [-1]))
+        return self._prompts[language]
+
     def _decode_fitted(self, audio: np.ndarray, language: str) -> Segment | None:
         """One decode on the fitted window; None when it fails a check."""
         import ctranslate2
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
 
         duration = len(audio) / SAMPLE_RATE
         seconds = window_secs(duration)
         padded = np.zeros(seconds * SAMPLE_RATE, dtype=np.float32)
         padded[: len(audio)] = audio
         features = self._model.feature_extractor(padded)[:, : seconds * FRAMES_PER_SECOND]
-        multilingual = self._model.model.is_multilingual
-        tokenizer = Tokenizer(
-            self._model.hf_tokenizer,
-            multilingual,
-            task="transcribe",
-            language=language if multilingual else "en",
-        )
+        tokenizer, suppressed = self._tokenizer(language)
         cap = int(duration * TOKENS_PER_SECOND) + 10
         result = self._model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
@@ -140,7 +149,7 @@ class FittedWindowWhisper:
             beam_size=self._beam_size,
             max_length=cap,
             suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            suppress_tokens=suppressed,
             max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
             return_scores=True,
             return_no_speech_prob=True,

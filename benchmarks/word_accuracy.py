@@ -211,15 +211,18 @@ def call_path(
     return heard
 
 
-def upsampled(items: list[Utterance]) -> list[np.ndarray]:
-    """Each utterance's 8 kHz audio as our node hands it to Whisper: FIR-upsampled to 16 kHz,
-    float, with 0.5 s of line silence after it."""
+def upsampled(
+    items: list[Utterance], make: Callable[[], Callable[[np.ndarray], np.ndarray]] | None = None
+) -> list[np.ndarray]:
+    """Each utterance's 8 kHz audio upsampled to 16 kHz in 20 ms chunks by a fresh `make()`
+    (default: our 32-tap FIR, as our node hands it to Whisper), float, with 0.5 s of line
+    silence after it."""
     from benchmarks.resampler import Fir
 
     result = []
     for item in items:
         x = ulaw_decode(load_mulaw(item.wav)).astype(np.int16)
-        up = Fir(True, 32)
+        up = make() if make else Fir(True, 32)
         y = np.concatenate([up(x[i : i + 160]) for i in range(0, len(x), 160)])
         result.append(np.concatenate([y.astype(np.float32) / 32768, np.zeros(8000, np.float32)]))
     return result
@@ -269,19 +272,16 @@ def factors(items: list[Utterance], device: str = "auto") -> list[str]:
         "FIR 64 taps": lambda: Fir(True, 64),
     }
     references = [i.reference for i in items]
-    pcm8k = [ulaw_decode(load_mulaw(item.wav)).astype(np.int16) for item in items]
     lines = [
         "| upsampler 8→16 kHz | delay | WER beam 1 | decode beam 1 | WER beam 5 | decode beam 5 |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, make in upsamplers.items():
         row = [name, f"{_delay_ms(make, 8000, 16000):.1f} ms"]
+        clips = upsampled(items, make)
         for beam in (1, 5):
             hypotheses, seconds = [], []
-            for x in pcm8k:
-                up = make()
-                y = np.concatenate([up(x[i : i + 160]) for i in range(0, len(x), 160)])
-                audio = np.concatenate([y.astype(np.float32) / 32768, np.zeros(8000, np.float32)])
+            for audio in clips:
                 started = time.perf_counter()
                 segments, _ = model.transcribe(
                     audio, language="en", beam_size=beam, vad_filter=False

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,16 @@ def analyzer_of(settings: Settings) -> SharedSmartTurnAnalyzer:
     assert isinstance(strategy, TurnAnalyzerUserTurnStopStrategy)
     assert isinstance(strategy._turn_analyzer, SharedSmartTurnAnalyzer)
     return strategy._turn_analyzer
+
+
+@asynccontextmanager
+async def judging(settings: Settings) -> AsyncIterator[SharedSmartTurnAnalyzer]:
+    """One call's analyzer, its inference thread cleaned up after."""
+    analyzer = analyzer_of(settings)
+    try:
+        yield analyzer
+    finally:
+        await analyzer.cleanup()
 
 
 def test_smart_turn_by_default_waiting_for_unfinished_speech_as_timeout_mode(
@@ -120,26 +131,20 @@ async def first_verdict(
 async def test_finished_speech_ends_the_turn_at_the_vad_stop(
     tmp_path: Path, speech: Callable[[str], Path]
 ) -> None:
-    analyzer = analyzer_of(settings(tmp_path))
-    try:
+    async with judging(settings(tmp_path)) as analyzer:
         state, _ = await first_verdict(analyzer, utterance(speech, COMPLETE))
         assert state == EndOfTurnState.COMPLETE
-    finally:
-        await analyzer.cleanup()
 
 
 async def test_speech_judged_unfinished_ends_after_stop_secs_of_silence_not_3_s(
     tmp_path: Path, speech: Callable[[str], Path]
 ) -> None:
-    analyzer = analyzer_of(settings(tmp_path))
-    try:
+    async with judging(settings(tmp_path)) as analyzer:
         state, _ = await first_verdict(analyzer, utterance(speech, UNFINISHED))
         assert state == EndOfTurnState.INCOMPLETE
         states = [analyzer.append_audio(SILENCE, is_speech=False) for _ in range(50)]
         silence_ms = 20 * (states.index(EndOfTurnState.COMPLETE) + 1)
         assert silence_ms == 700, "ends once the silence reaches stop_secs, not before or after"
-    finally:
-        await analyzer.cleanup()
 
 
 async def test_calls_judging_at_once_on_the_shared_session_get_their_own_verdicts(
@@ -150,11 +155,8 @@ async def test_calls_judging_at_once_on_the_shared_session_get_their_own_verdict
     clips = [utterance(speech, COMPLETE), utterance(speech, UNFINISHED)] * 3
 
     async def verdict(clip: list[bytes]) -> tuple[EndOfTurnState, float]:
-        analyzer = analyzer_of(config)
-        try:
+        async with judging(config) as analyzer:
             return await first_verdict(analyzer, clip)
-        finally:
-            await analyzer.cleanup()
 
     alone = [await verdict(clip) for clip in clips]
     assert await asyncio.gather(*(verdict(clip) for clip in clips)) == alone

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.speech import speak
+from tests.support.speech import normalize, speak
 from voice_connector.services import shared_models
 from voice_connector.services.stt.fitted_window import (
     FittedWindowWhisper,
@@ -110,7 +110,9 @@ def whisper_model() -> Any:
 
 
 def words(segments: list[Any]) -> str:
-    return " ".join(s.text for s in segments).strip()
+    """The words heard, case and punctuation aside (Piper's speech varies run to run, and with
+    it Whisper's "?" or ".")."""
+    return normalize(" ".join(s.text for s in segments))
 
 
 def test_the_fitted_window_hears_what_the_full_window_hears(
@@ -121,7 +123,7 @@ def test_the_fitted_window_hears_what_the_full_window_hears(
     heard, _ = fitted.transcribe(audio, language="en")
     full, _ = FittedWindowWhisper(whisper_model, fitted=False).transcribe(audio, language="en")
     assert fitted.fallbacks == 0
-    assert words(heard) == words(full) == "How many days are in a week?"
+    assert words(heard) == words(full) == "how many days are in a week"
     assert heard[0].no_speech_prob < 0.5
 
 
@@ -153,4 +155,4 @@ def test_a_run_on_decode_is_redone_on_the_full_window(whisper_model: Any, tmp_pa
     whisper = FittedWindowWhisper(RunOnModel(whisper_model))
     heard, _ = whisper.transcribe(audio, language="en")
     assert whisper.fallbacks == 1
-    assert words(heard) == "What is the capital of France?"
+    assert words(heard) == "what is the capital of france"
